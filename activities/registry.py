@@ -1,0 +1,15 @@
+"""Every activity the worker registers, built with its dependencies from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.settings import Settings
+
+
+def build_activities(settings: Settings) -> list[Any]:
+    from activities.recovery import RecoveryActivities
+
+    recovery = RecoveryActivities.from_settings(settings)
+    acts: list[Any] = list(recovery.all())
+    return acts
