@@ -59,3 +59,37 @@ class RenderedLetter(BaseModel):
     pdf: bytes
     sha256: str
     page_count: int | None = None
+
+
+class Mediator(BaseModel):
+    """The consumer mediator the member can refer to (Code de la consommation L612-2)."""
+
+    name: str = "Médiation de la Mutualité"
+    address: str = "255 rue de Vaugirard, 75719 Paris Cedex 15"
+    website: str = "https://www.mediateur-mutualite.fr"
+    email: str | None = None
+
+
+class DisputeLetterContext(BaseModel):
+    """Letters of the disputes process: accusé de réception, réponse, information médiation."""
+
+    letter_id: str
+    kind: str  # "dispute_acknowledgement" | "dispute_answer" | "mediation_referral"
+    dispute_id: str
+    member_name: str
+    member_email: str | None = None
+    member_id: str | None = None
+    member_address: list[str] = Field(default_factory=list)
+    contract_id: str | None = None
+    received_on: date
+    subject: str
+    category: str | None = None
+    letter_date: date
+    answer_due_by: date | None = None
+    outcome: str | None = None  # "upheld" | "partially_upheld" | "rejected"
+    decision_text: str | None = None
+    amount: Decimal | None = None
+    currency: str = "EUR"
+    handler_name: str | None = None
+    mediator: Mediator = Field(default_factory=Mediator)
+    demo_clock: bool = False

@@ -1,0 +1,63 @@
+"""The back-office gateway (FastAPI). Routers live in sibling modules.
+
+Shared state on ``app.state``: ``settings``, ``temporal`` (a connected Temporal client,
+created lazily at startup), ``engine`` (SQLAlchemy engine of the read models),
+``api_keys`` (key → role).
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from temporalio.client import Client
+
+from activities.db import make_engine
+from models.settings import Settings, get_settings
+from starter.api.auth import parse_api_keys
+
+
+def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)),
+            "reason": err.get("msg", "invalid"),
+        }
+        for err in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": "invalid input", "errors": errors})
+
+
+def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if app.state.temporal is None:
+            from starter.temporal_client import connect
+
+            app.state.temporal = await connect(settings)
+        yield
+
+    app = FastAPI(
+        title="precontentieux",
+        version="0.1.0",
+        description="Back-office gateway: unpaid-premium recovery cases, payments, disputes, LRE webhooks.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.temporal = temporal
+    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.api_keys = parse_api_keys(settings.api_keys)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    from starter.api import health, unpaid
+
+    app.include_router(health.router)
+    app.include_router(unpaid.router)
+    for optional in ("lre_webhook", "disputes"):
+        module = __import__(f"starter.api.{optional}", fromlist=["router"])
+        app.include_router(module.router)
+    return app
