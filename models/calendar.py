@@ -25,8 +25,19 @@ import holidays as _holidays
 PARIS = ZoneInfo("Europe/Paris")
 
 
+# Built once at import (about 0.1 s), outside the workflow sandbox: the ``holidays`` library
+# reads gettext/locale when it builds a calendar, which the sandbox forbids at run time.
+_PRELOADED_YEARS = range(2000, 2101)
+_PRELOADED = {
+    subdiv: frozenset(_holidays.France(years=_PRELOADED_YEARS, subdiv=subdiv).keys())
+    for subdiv in (None, "57")
+}
+
+
 @lru_cache(maxsize=256)
 def _french_holidays(year: int, subdiv: str | None) -> frozenset[date]:
+    if year in _PRELOADED_YEARS:
+        return frozenset(d for d in _PRELOADED[subdiv] if d.year == year)
     return frozenset(_holidays.France(years=year, subdiv=subdiv).keys())
 
 

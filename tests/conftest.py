@@ -31,6 +31,22 @@ def _binary(name: str) -> str:
     return found
 
 
+async def register_search_attributes(client) -> None:
+    """The time-skipping server knows no custom attribute until told (operator service)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}")
+                for key in sa.ALL
+            },
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def temporal_cli_path() -> str:
     return _binary("temporal")
@@ -46,6 +62,7 @@ async def ts_env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
     )
+    await register_search_attributes(env.client)
     try:
         yield env
     finally:

@@ -15,7 +15,7 @@ Handlers only change state (pure, synchronous); every side effect (letters, data
 happens in the main loop through activities. Dates come from ``models.calendar``.
 """
 
-from __future__ import annotations
+
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -75,13 +75,16 @@ def _money(value: Decimal) -> str:
 class UnpaidPremiumWorkflow:
     @workflow.init
     def __init__(self, case: UnpaidCase, carried: RecoveryState | None = None) -> None:
-        self.s = carried or RecoveryState(case=case)
+        # The SDK applies type hints only when the payload count equals the parameter count,
+        # so a start with the single contract argument arrives as plain JSON: validate here.
+        self.s = RecoveryState.model_validate(carried) if carried else RecoveryState(case=UnpaidCase.model_validate(case))
         self._wake = False
 
     # ------------------------------------------------------------------ the process
     @workflow.run
     async def run(self, case: UnpaidCase, carried: RecoveryState | None = None) -> CaseStatus:
         s = self.s
+        case = s.case
         if s.policy is None:
             s.policy = await workflow.execute_activity(
                 "load_policy", case.portfolio, result_type=RecoveryPolicy,
