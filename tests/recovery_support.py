@@ -34,11 +34,11 @@ class ProviderDouble:
 
     def __init__(self) -> None:
         self.sent: list[LetterContext] = []
-        self.permanent_failure_for: set[str] = set()
+        self.invalid_recipient_for: set[tuple[str, int]] = set()  # (letter kind, attempt)
 
     @activity.defn(name="send_letter")
     async def send_letter(self, ctx: LetterContext) -> DepositRecorded:
-        if ctx.letter_id in self.permanent_failure_for:
+        if (ctx.kind.value, ctx.attempt) in self.invalid_recipient_for:
             from temporalio.exceptions import ApplicationError
 
             raise ApplicationError("invalid recipient", type="LrePermanentError", non_retryable=True)
