@@ -525,29 +525,23 @@ def _no_renderer() -> LetterRenderer:
 class LreActivities:
     """Activities around registered letters, built once per worker from the settings.
 
-    Register ``send_letter`` and ``reconcile_letters`` on the worker (activities/registry.py).
-    Both are idempotent: Temporal may retry them freely."""
+    ``send_letter`` is registered by ``RecoveryActivities`` (it calls ``LetterSender.send``);
+    register ``reconcile_letters`` from here (activities/registry.py). It is idempotent:
+    Temporal may retry it freely."""
 
-    def __init__(self, sender: LetterSender, reconciler: LetterReconciler) -> None:
-        self.sender = sender
+    def __init__(self, reconciler: LetterReconciler) -> None:
         self.reconciler = reconciler
 
     @classmethod
-    def from_settings(cls, settings: Any, renderer_factory: Callable[[], LetterRenderer],
-                      engine: Engine | None = None) -> "LreActivities":
+    def from_settings(cls, settings: Any, engine: Engine | None = None) -> "LreActivities":
         from activities.db import make_engine
 
         engine = engine or make_engine(settings.resolved_database_url)
         lre = LreClient.from_settings(settings)
-        return cls(LetterSender(engine, lre, settings.letters_dir, renderer_factory),
-                   LetterReconciler(engine, lre, settings.letters_dir))
+        return cls(LetterReconciler(engine, lre, settings.letters_dir))
 
     def all(self) -> list[Any]:
-        return [self.send_letter, self.reconcile_letters]
-
-    @activity.defn(name="send_letter")
-    async def send_letter(self, ctx: LetterContext, sender: SenderIdentity) -> DepositRecorded:
-        return await self.sender.send(ctx, sender)
+        return [self.reconcile_letters]
 
     @activity.defn(name="reconcile_letters")
     async def reconcile_letters(self, older_than_seconds: float) -> list[LreEvent]:
