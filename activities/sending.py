@@ -358,14 +358,18 @@ class AppliedEvent:
     event_key: str
     contract_id: str
     event: LreEvent
+    mail: ProviderMail
 
 
 class LetterEventApplier:
     """Provider status → letter status + archived proof + event, once per (mail, status).
 
     Protocol: ``claim`` (insert the event key; a duplicate finds it and stops), ``apply``
-    (proof + record), then the caller signals and calls ``done``, or ``release`` if it
-    could not signal so the provider's retry (or the reconciler) tries again."""
+    (archive the proof, build the event), the caller signals, then ``commit`` (letter
+    status + event done in one transaction), or ``release`` if it could not signal so the
+    provider's retry (or the reconciler) tries again. A crash between the signal and the
+    commit leaves a claim that goes stale after ``STALE_CLAIM`` and is re-applied: the
+    signal is at-least-once, the workflow ignores a status a letter already has."""
 
     def __init__(self, engine: Engine, lre: LreClient, letters_dir: Path) -> None:
         self.engine = engine
@@ -407,24 +411,26 @@ class LetterEventApplier:
                 s.delete(row)
                 s.commit()
 
-    def done(self, key: str) -> None:
-        with Session(self.engine) as s:
-            row = s.get(LreWebhookEvent, key)
-            if row is not None:
-                row.state, row.processed_at = "done", utcnow()
-                s.add(row)
-                s.commit()
-
     async def apply(self, key: str, mail: ProviderMail, rec: LetterRecord) -> AppliedEvent:
+        """Archive the outcome's proof and build the event. The letter's record changes only
+        in ``commit``, after the caller signalled: a failed signal leaves the letter
+        ``deposited`` so the provider's retry or the reconciler comes back to it."""
         kind = mail.event
         assert kind is not None and mail.status in FINAL_STATUSES
         proof_url = mail.current_proof_url
         if proof_url:
             await self.proofs.archive(rec.letter_id, rec.contract_id, mail.current_proof_kind,
                                       proof_url)
-        occurred_at = mail.status_at or utcnow()
+        event = LreEvent(letter_id=rec.letter_id, event=kind,
+                         occurred_at=mail.status_at or utcnow(), proof_url=proof_url,
+                         provider_id=mail.id)
+        return AppliedEvent(event_key=key, contract_id=rec.contract_id, event=event, mail=mail)
+
+    def commit(self, applied: AppliedEvent) -> None:
+        """The event was signalled: update the letter and mark the event done, atomically."""
+        mail, kind = applied.mail, applied.event.event
         with Session(self.engine, expire_on_commit=False) as s:
-            row = s.get(LetterRecord, rec.letter_id)
+            row = s.get(LetterRecord, applied.event.letter_id)
             assert row is not None
             row.status = LETTER_STATUS_OF_EVENT[kind]
             row.provider_id = row.provider_id or mail.id
@@ -432,14 +438,12 @@ class LetterEventApplier:
             row.proofs = dict(row.proofs or {}) | mail.proofs
             row.updated_at = utcnow()
             s.add(row)
-            ev = s.get(LreWebhookEvent, key)
+            ev = s.get(LreWebhookEvent, applied.event_key)
             if ev is not None:
-                ev.letter_id = rec.letter_id
+                ev.letter_id = row.letter_id
+                ev.state, ev.processed_at = "done", utcnow()
                 s.add(ev)
             s.commit()
-        event = LreEvent(letter_id=rec.letter_id, event=kind, occurred_at=occurred_at,
-                         proof_url=proof_url, provider_id=mail.id)
-        return AppliedEvent(event_key=key, contract_id=rec.contract_id, event=event)
 
 
 async def signal_lre_event(client: "Client", contract_id: str, event: LreEvent) -> bool:
@@ -510,7 +514,7 @@ class LetterReconciler:
             except BaseException:
                 self.applier.release(key)
                 raise
-            self.applier.done(key)
+            self.applier.commit(applied)
             events.append(applied.event)
         return events
 

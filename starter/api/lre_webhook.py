@@ -132,7 +132,7 @@ async def lre_webhook(request: Request) -> JSONResponse:
         applier.release(key)
         log.error("LRE webhook for %s: Temporal unavailable: %r", rec.letter_id, exc)
         return _error(503, "Temporal unavailable: the event was not applied, retry later")
-    applier.done(key)
+    applier.commit(applied)
     return JSONResponse({"status": "processed", "letter_id": rec.letter_id,
                          "event": applied.event.event.value, "signalled": signalled})
 
