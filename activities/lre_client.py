@@ -53,14 +53,14 @@ class LreClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "LreClient":
+    def from_settings(cls, settings: Any) -> LreClient:
         return cls(
             settings.lre_base_url,
             settings.lre_token.get_secret_value(),
             timeout=settings.lre_timeout_seconds,
         )
 
-    async def __aenter__(self) -> "LreClient":
+    async def __aenter__(self) -> LreClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -122,19 +122,22 @@ class LreClient:
         try:
             return await self._http.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
-            raise LreTemporaryError(f"LRE provider timeout on {method} {url}: {exc!r}",
-                                    code="timeout") from exc
+            raise LreTemporaryError(
+                f"LRE provider timeout on {method} {url}: {exc!r}", code="timeout"
+            ) from exc
         except httpx.TransportError as exc:
-            raise LreTemporaryError(f"LRE provider unreachable on {method} {url}: {exc!r}",
-                                    code="unreachable") from exc
+            raise LreTemporaryError(
+                f"LRE provider unreachable on {method} {url}: {exc!r}", code="unreachable"
+            ) from exc
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         response = await self._request(method, url, **kwargs)
         self._raise_for_status(response)
         body = _json(response)
         if body.get("status") != "SUCCESS":
-            raise LreTemporaryError(f"unexpected provider reply: {response.text[:200]}",
-                                    code="bad_reply")
+            raise LreTemporaryError(
+                f"unexpected provider reply: {response.text[:200]}", code="bad_reply"
+            )
         return body.get("result")
 
     @staticmethod
@@ -154,8 +157,9 @@ class LreClient:
         if code in (401, 403):
             # A credentials problem is fixed by an operator, not by the letter: keep retrying
             # (with backoff) so the case resumes once the configuration is corrected.
-            raise LreTemporaryError(f"LRE provider rejected our credentials: {message}",
-                                    code="unauthorized")
+            raise LreTemporaryError(
+                f"LRE provider rejected our credentials: {message}", code="unauthorized"
+            )
         if code == 404:
             raise LreNotFound(message)
         raise LrePermanentError(slug, message)

@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,13 +45,11 @@ from models.lre import (
     LreWebhookEvent,
     ProviderMail,
     ProviderSendRequest,
-    ProviderStatus,
     split_name,
 )
 from models.payloads import Channel, DepositRecorded, LreEvent, LreEventKind
-from models.tables import LetterRecord
-
 from models.policy import SenderIdentity
+from models.tables import LetterRecord
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -59,8 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Letter statuses after which a send is done and must not touch the provider again.
-SETTLED = frozenset({"deposited", "accepted", "refused", "negligence", "bounced",
-                     "awaiting_deposit"})
+SETTLED = frozenset(
+    {"deposited", "accepted", "refused", "negligence", "bounced", "awaiting_deposit"}
+)
 # A claim on an event older than this whose holder never finished is taken over.
 STALE_CLAIM = timedelta(minutes=2)
 
@@ -74,14 +73,14 @@ class UnknownLetter(LookupError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands datetimes back naive; we only ever store UTC.
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -105,7 +104,12 @@ class ProofArchiver:
     async def archive(self, letter_id: str, contract_id: str, kind: str, url: str) -> LetterProof:
         with Session(self.engine, expire_on_commit=False) as s:
             proof = s.get(LetterProof, (letter_id, kind))
-            if proof is not None and proof.sha256 and proof.file_path and Path(proof.file_path).exists():
+            if (
+                proof is not None
+                and proof.sha256
+                and proof.file_path
+                and Path(proof.file_path).exists()
+            ):
                 return proof
         path = self.letters_dir / contract_id / "proofs" / f"{letter_id}-{kind}.pdf"
         error: str | None = None
@@ -119,7 +123,8 @@ class ProofArchiver:
             log.warning("could not archive %s proof of %s: %s", kind, letter_id, error)
         with Session(self.engine, expire_on_commit=False) as s:
             proof = s.get(LetterProof, (letter_id, kind)) or LetterProof(
-                letter_id=letter_id, kind=kind, url=url)
+                letter_id=letter_id, kind=kind, url=url
+            )
             proof.url = url
             proof.error = error
             if digest:
@@ -158,19 +163,21 @@ class LetterSender:
         if ctx.channel is Channel.PAPER:
             return await self._send_paper(ctx, sender, rec)
         if ctx.channel not in (Channel.LRE, Channel.ERE):
-            raise LrePermanentError("unsupported_channel",
-                                    f"channel {ctx.channel.value} is not a registered channel")
+            raise LrePermanentError(
+                "unsupported_channel", f"channel {ctx.channel.value} is not a registered channel"
+            )
         if not ctx.recipient.email:
             raise LrePermanentError("no_email", f"letter {ctx.letter_id}: recipient has no e-mail")
         if rec is not None:
             # A previous attempt may have reached the provider: ask before anything else.
             mail = await self.lre.find_by_reference(ctx.letter_id)
             if mail is not None:
-                log.info("letter %s already deposited as %s: not sending again",
-                         ctx.letter_id, mail.id)
+                log.info(
+                    "letter %s already deposited as %s: not sending again", ctx.letter_id, mail.id
+                )
                 return await self._record_deposit(ctx.letter_id, mail)
 
-        pdf, sha = await self._archived_or_rendered(ctx, sender, rec)
+        pdf, _sha = await self._archived_or_rendered(ctx, sender, rec)
         first, last = split_name(ctx.recipient.name)
         professional = ctx.recipient.is_professional
         req = ProviderSendRequest(
@@ -182,8 +189,10 @@ class LetterSender:
             to_company=ctx.recipient.name if professional else "",
             dest_statut="professionnel" if professional else "particulier",
             eidas=ctx.channel is Channel.LRE,
-            content=(f"{sender.name} vous adresse un courrier recommandé électronique "
-                     f"concernant votre contrat {ctx.contract_id}."),
+            content=(
+                f"{sender.name} vous adresse un courrier recommandé électronique "
+                f"concernant votre contrat {ctx.contract_id}."
+            ),
             pdf=pdf,
             filename=f"{ctx.kind.value}-{ctx.contract_id}.pdf",
         )
@@ -216,16 +225,28 @@ class LetterSender:
             if hashlib.sha256(data).hexdigest() == rec.sha256:
                 return data, rec.sha256
         if rec is None:
-            self._insert(LetterRecord(letter_id=ctx.letter_id, contract_id=ctx.contract_id,
-                                      kind=ctx.kind.value, channel=ctx.channel.value,
-                                      attempt=ctx.attempt, status="rendering"))
+            self._insert(
+                LetterRecord(
+                    letter_id=ctx.letter_id,
+                    contract_id=ctx.contract_id,
+                    kind=ctx.kind.value,
+                    channel=ctx.channel.value,
+                    attempt=ctx.attempt,
+                    status="rendering",
+                )
+            )
         rendered = await self._render(ctx, sender)
         sha = hashlib.sha256(rendered.pdf).hexdigest()
         if rendered.sha256 and rendered.sha256 != sha:
             raise ValueError(f"renderer returned sha256 {rendered.sha256} for bytes hashing {sha}")
         _write_atomically(path, rendered.pdf)
-        self._update(ctx.letter_id, status="sending", file_path=str(path), sha256=sha,
-                     channel=ctx.channel.value)
+        self._update(
+            ctx.letter_id,
+            status="sending",
+            file_path=str(path),
+            sha256=sha,
+            channel=ctx.channel.value,
+        )
         return rendered.pdf, sha
 
     async def _render(self, ctx: LetterContext, sender: SenderIdentity) -> RenderedLetter:
@@ -243,8 +264,9 @@ class LetterSender:
             if rec.sha256 and mail.content_sha256 and rec.sha256 != mail.content_sha256:
                 # Only possible if the archived file was lost between attempts: the
                 # provider's certified hash is the truth; say so loudly.
-                rec.error = (f"provider certified sha256 {mail.content_sha256}, archive has "
-                             f"{rec.sha256}")
+                rec.error = (
+                    f"provider certified sha256 {mail.content_sha256}, archive has {rec.sha256}"
+                )
                 log.error("letter %s: %s", letter_id, rec.error)
             rec.provider_id = mail.id
             rec.deposited_at = mail.deposited_at
@@ -261,14 +283,16 @@ class LetterSender:
 
     # ------------------------------------------------------------------ paper
 
-    async def _send_paper(self, ctx: LetterContext, sender: SenderIdentity,
-                          rec: LetterRecord | None) -> DepositRecorded:
+    async def _send_paper(
+        self, ctx: LetterContext, sender: SenderIdentity, rec: LetterRecord | None
+    ) -> DepositRecorded:
         """Lettre recommandée papier: a print-ready PDF in the mailroom's batch folder. The
         legal clock starts when the mailroom records the deposit (``record_paper_deposit``)."""
         address = ctx.recipient.address
         if address is None:
-            raise LrePermanentError("no_postal_address",
-                                    f"letter {ctx.letter_id}: recipient has no postal address")
+            raise LrePermanentError(
+                "no_postal_address", f"letter {ctx.letter_id}: recipient has no postal address"
+            )
         pdf, sha = await self._archived_or_rendered(ctx, sender, rec)
         batch = self.letters_dir / "paper-batch" / utcnow().date().isoformat()
         _write_atomically(batch / f"{ctx.letter_id}.pdf", pdf)
@@ -277,18 +301,26 @@ class LetterSender:
             "contract_id": ctx.contract_id,
             "kind": ctx.kind.value,
             "registered": True,  # recommandé avec accusé de réception
-            "recipient": [ctx.recipient.name, address.line1, address.line2,
-                          f"{address.postal_code} {address.city}", address.country],
+            "recipient": [
+                ctx.recipient.name,
+                address.line1,
+                address.line2,
+                f"{address.postal_code} {address.city}",
+                address.country,
+            ],
             "sender": [sender.name, *sender.address_lines],
             "sha256": sha,
         }
-        _write_atomically(batch / f"{ctx.letter_id}.json",
-                          json.dumps(envelope, ensure_ascii=False, indent=2).encode())
+        _write_atomically(
+            batch / f"{ctx.letter_id}.json",
+            json.dumps(envelope, ensure_ascii=False, indent=2).encode(),
+        )
         self._update(ctx.letter_id, status="awaiting_deposit", channel=Channel.PAPER.value)
         return self._deposit_of(self._load(ctx.letter_id))
 
-    def record_paper_deposit(self, letter_id: str, tracking_number: str,
-                             deposited_at: datetime) -> LreEvent:
+    def record_paper_deposit(
+        self, letter_id: str, tracking_number: str, deposited_at: datetime
+    ) -> LreEvent:
         """The mailroom deposited the letter at the post office (n° de recommandé)."""
         if deposited_at.tzinfo is None:
             raise ValueError("deposited_at must carry its UTC offset")
@@ -308,9 +340,13 @@ class LetterSender:
                 s.commit()
             elif rec.provider_id != tracking_number:
                 raise ValueError(f"letter {letter_id} was already deposited as {rec.provider_id}")
-            return LreEvent(letter_id=letter_id, event=LreEventKind.DEPOSITED,
-                            occurred_at=_aware(rec.deposited_at), provider_id=tracking_number,
-                            tracking_number=tracking_number)
+            return LreEvent(
+                letter_id=letter_id,
+                event=LreEventKind.DEPOSITED,
+                occurred_at=_aware(rec.deposited_at),
+                provider_id=tracking_number,
+                tracking_number=tracking_number,
+            )
 
     # ------------------------------------------------------------------ records
 
@@ -382,7 +418,9 @@ class LetterEventApplier:
                 rec = s.get(LetterRecord, mail.ref_client)
             return rec
 
-    def claim(self, mail: ProviderMail, *, source: str, provider_event_id: str | None) -> str | None:
+    def claim(
+        self, mail: ProviderMail, *, source: str, provider_event_id: str | None
+    ) -> str | None:
         """The event key if this caller now owns the event, ``None`` if already handled."""
         key = f"{mail.id}:{mail.status.value}"
         with Session(self.engine) as s:
@@ -395,9 +433,16 @@ class LetterEventApplier:
                 s.add(existing)
                 s.commit()
                 return key
-            s.add(LreWebhookEvent(event_key=key, provider_id=mail.id, status=mail.status.value,
-                                  provider_event_id=provider_event_id, source=source,
-                                  letter_id=mail.ref_client))
+            s.add(
+                LreWebhookEvent(
+                    event_key=key,
+                    provider_id=mail.id,
+                    status=mail.status.value,
+                    provider_event_id=provider_event_id,
+                    source=source,
+                    letter_id=mail.ref_client,
+                )
+            )
             try:
                 s.commit()
             except IntegrityError:  # a concurrent duplicate delivery won the race
@@ -419,11 +464,16 @@ class LetterEventApplier:
         assert kind is not None and mail.status in FINAL_STATUSES
         proof_url = mail.current_proof_url
         if proof_url:
-            await self.proofs.archive(rec.letter_id, rec.contract_id, mail.current_proof_kind,
-                                      proof_url)
-        event = LreEvent(letter_id=rec.letter_id, event=kind,
-                         occurred_at=mail.status_at or utcnow(), proof_url=proof_url,
-                         provider_id=mail.id)
+            await self.proofs.archive(
+                rec.letter_id, rec.contract_id, mail.current_proof_kind, proof_url
+            )
+        event = LreEvent(
+            letter_id=rec.letter_id,
+            event=kind,
+            occurred_at=mail.status_at or utcnow(),
+            proof_url=proof_url,
+            provider_id=mail.id,
+        )
         return AppliedEvent(event_key=key, contract_id=rec.contract_id, event=event, mail=mail)
 
     def commit(self, applied: AppliedEvent) -> None:
@@ -446,7 +496,7 @@ class LetterEventApplier:
             s.commit()
 
 
-async def signal_lre_event(client: "Client", contract_id: str, event: LreEvent) -> bool:
+async def signal_lre_event(client: Client, contract_id: str, event: LreEvent) -> bool:
     """Signal ``lre_event`` to ``unpaid-{contract_id}``. ``False`` if that workflow does not
     exist any more (the case closed: the letter's record is still updated). Any other
     failure (Temporal unreachable) propagates so the event is retried."""
@@ -456,8 +506,9 @@ async def signal_lre_event(client: "Client", contract_id: str, event: LreEvent) 
         await client.get_workflow_handle(f"unpaid-{contract_id}").signal("lre_event", event)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            log.warning("lre_event for %s: workflow unpaid-%s not found", event.letter_id,
-                        contract_id)
+            log.warning(
+                "lre_event for %s: workflow unpaid-%s not found", event.letter_id, contract_id
+            )
             return False
         raise
     return True
@@ -476,27 +527,43 @@ class LetterReconciler:
         self.applier = LetterEventApplier(engine, lre, letters_dir)
         self.sender_records = LetterSender(engine, lre, letters_dir, renderer_factory=_no_renderer)
 
-    async def reconcile(self, older_than: timedelta, signal: Signal, *,
-                        now: datetime | None = None) -> list[LreEvent]:
+    async def reconcile(
+        self, older_than: timedelta, signal: Signal, *, now: datetime | None = None
+    ) -> list[LreEvent]:
         now = now or utcnow()
         cutoff = now - older_than
         with Session(self.engine, expire_on_commit=False) as s:
             electronic = [Channel.LRE.value, Channel.ERE.value]
-            waiting = list(s.exec(select(LetterRecord).where(
-                LetterRecord.status == "deposited", LetterRecord.channel.in_(electronic),
-                LetterRecord.provider_id.is_not(None), LetterRecord.deposited_at < cutoff)).all())
-            stuck = s.exec(select(LetterRecord).where(
-                LetterRecord.status == "sending", LetterRecord.channel.in_(electronic),
-                LetterRecord.updated_at < cutoff)).all()
+            waiting = list(
+                s.exec(
+                    select(LetterRecord).where(
+                        LetterRecord.status == "deposited",
+                        LetterRecord.channel.in_(electronic),
+                        LetterRecord.provider_id.is_not(None),
+                        LetterRecord.deposited_at < cutoff,
+                    )
+                ).all()
+            )
+            stuck = s.exec(
+                select(LetterRecord).where(
+                    LetterRecord.status == "sending",
+                    LetterRecord.channel.in_(electronic),
+                    LetterRecord.updated_at < cutoff,
+                )
+            ).all()
         events: list[LreEvent] = []
         for rec in stuck:
             mail = await self.lre.find_by_reference(rec.letter_id)
             if mail is None:
                 continue  # never reached the provider: the workflow's own retry re-sends
             dep = await self.sender_records._record_deposit(rec.letter_id, mail)
-            event = LreEvent(letter_id=rec.letter_id, event=LreEventKind.DEPOSITED,
-                             occurred_at=dep.deposited_at, proof_url=dep.proof_url,
-                             provider_id=mail.id)
+            event = LreEvent(
+                letter_id=rec.letter_id,
+                event=LreEventKind.DEPOSITED,
+                occurred_at=dep.deposited_at,
+                proof_url=dep.proof_url,
+                provider_id=mail.id,
+            )
             await signal(rec.contract_id, event)
             events.append(event)
             if mail.status in FINAL_STATUSES:
@@ -537,7 +604,7 @@ class LreActivities:
         self.reconciler = reconciler
 
     @classmethod
-    def from_settings(cls, settings: Any, engine: Engine | None = None) -> "LreActivities":
+    def from_settings(cls, settings: Any, engine: Engine | None = None) -> LreActivities:
         from activities.db import make_engine
 
         engine = engine or make_engine(settings.resolved_database_url)

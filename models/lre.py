@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -139,7 +139,7 @@ class ProviderMail(BaseModel):
         return None if v is None else _aware(v)
 
     @classmethod
-    def from_ar24(cls, data: dict) -> "ProviderMail":
+    def from_ar24(cls, data: dict) -> ProviderMail:
         """Parse an AR24-style ``result`` object."""
         proofs = {kind: data[f] for kind, f in AR24_PROOF_FIELDS.items() if data.get(f)}
         return cls(
@@ -173,10 +173,21 @@ class ProviderMail(BaseModel):
 class LreError(ApplicationError):
     """Any failure talking to the LRE provider."""
 
-    def __init__(self, message: str, *, code: str = "error", non_retryable: bool = False,
-                 next_retry_delay: timedelta | None = None) -> None:
-        super().__init__(message, code, type=type(self).__name__, non_retryable=non_retryable,
-                         next_retry_delay=next_retry_delay)
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "error",
+        non_retryable: bool = False,
+        next_retry_delay: timedelta | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            code,
+            type=type(self).__name__,
+            non_retryable=non_retryable,
+            next_retry_delay=next_retry_delay,
+        )
         self.code = code
 
 
@@ -184,8 +195,9 @@ class LreTemporaryError(LreError):
     """Timeout, connection failure, 5xx: retry with backoff. The outcome of a send that
     failed this way is *unknown*: look the letter up before sending again."""
 
-    def __init__(self, message: str, *, code: str = "temporary",
-                 next_retry_delay: timedelta | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str = "temporary", next_retry_delay: timedelta | None = None
+    ) -> None:
         super().__init__(message, code=code, next_retry_delay=next_retry_delay)
 
 
@@ -200,8 +212,11 @@ class LreRateLimited(LreTemporaryError):
     """HTTP 429: nothing was done; retry after ``retry_after`` seconds."""
 
     def __init__(self, retry_after: float, message: str = "LRE provider rate limit") -> None:
-        super().__init__(f"{message} (retry after {retry_after:g}s)", code="rate_limited",
-                         next_retry_delay=timedelta(seconds=retry_after))
+        super().__init__(
+            f"{message} (retry after {retry_after:g}s)",
+            code="rate_limited",
+            next_retry_delay=timedelta(seconds=retry_after),
+        )
         self.retry_after = retry_after
 
 
@@ -252,8 +267,14 @@ def parse_signature(header: str | None) -> tuple[int, list[str]]:
     return ts, sigs
 
 
-def verify_webhook(secret: str, body: bytes, header: str | None, *, now: datetime,
-                   tolerance: timedelta = SIGNATURE_TOLERANCE) -> int:
+def verify_webhook(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    *,
+    now: datetime,
+    tolerance: timedelta = SIGNATURE_TOLERANCE,
+) -> int:
     """Check the signature over the raw body (constant-time) and its freshness.
 
     Returns the signed timestamp. Raises ``SignatureError`` with a clear reason."""
@@ -278,8 +299,9 @@ def has_usable_email(person: Policyholder) -> bool:
     return bool(person.email and _EMAIL.match(person.email))
 
 
-def choose_channel(recipient: Policyholder, preferred: Channel, *,
-                   electronic_bounced: bool = False) -> Channel:
+def choose_channel(
+    recipient: Policyholder, preferred: Channel, *, electronic_bounced: bool = False
+) -> Channel:
     """The channel a letter can legally and practically use.
 
     LRE needs an e-mail and, for a non-professional recipient, their prior consent to
@@ -304,7 +326,7 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class LreWebhookEvent(SQLModel, table=True):

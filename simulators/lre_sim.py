@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ def _now() -> float:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
 
 
 def scenario_of(email: str) -> str:
@@ -178,8 +178,9 @@ class SimStore:
         self.dir = data_dir
         (data_dir / "attachments").mkdir(parents=True, exist_ok=True)
         (data_dir / "proofs").mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(data_dir / "lre-sim.db", check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            data_dir / "lre-sim.db", check_same_thread=False, isolation_level=None
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
@@ -233,7 +234,9 @@ class LreSimulator:
             "size": row["size"],
         }
         for kind, field in AR24_PROOF_FIELDS.items():
-            out[field] = f"{self.public_url}/api/proof/{row['id']}/{kind}" if kind in proofs else None
+            out[field] = (
+                f"{self.public_url}/api/proof/{row['id']}/{kind}" if kind in proofs else None
+            )
         return out
 
     def _write_proof(self, mail_id: int, kind: str, row: sqlite3.Row, at: float) -> None:
@@ -263,11 +266,26 @@ class LreSimulator:
             "INSERT INTO mails (ref_client, ref_dossier, to_lastname, to_firstname, to_company,"
             " to_email, dest_statut, eidas, content, filename, sha256, size, deposited_at, status,"
             " status_at, scenario, outcome_due_at, proofs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (fields["ref_client"], fields["ref_dossier"], fields["to_lastname"],
-             fields["to_firstname"], fields["to_company"], fields["to_email"],
-             fields["dest_statut"], fields["eidas"], fields["content"], fields["filename"], sha,
-             len(pdf), now, ProviderStatus.WAITING.value, now, scenario,
-             None if delay is None else now + delay, json.dumps({"deposit": True})),
+            (
+                fields["ref_client"],
+                fields["ref_dossier"],
+                fields["to_lastname"],
+                fields["to_firstname"],
+                fields["to_company"],
+                fields["to_email"],
+                fields["dest_statut"],
+                fields["eidas"],
+                fields["content"],
+                fields["filename"],
+                sha,
+                len(pdf),
+                now,
+                ProviderStatus.WAITING.value,
+                now,
+                scenario,
+                None if delay is None else now + delay,
+                json.dumps({"deposit": True}),
+            ),
         )
         (self.data_dir / "attachments" / f"{mail_id}.pdf").write_bytes(pdf)
         row = self.get_row(mail_id)
@@ -314,8 +332,12 @@ class LreSimulator:
             log.info("webhook %s dropped (fault injection)", body["event_id"])
 
     def apply_due_outcomes(self) -> None:
-        outcome = {"accept": ProviderStatus.AR, "refuse": ProviderStatus.REFUSED,
-                   "negligence": ProviderStatus.NEGLIGENCE, "bounce": ProviderStatus.BOUNCED}
+        outcome = {
+            "accept": ProviderStatus.AR,
+            "refuse": ProviderStatus.REFUSED,
+            "negligence": ProviderStatus.NEGLIGENCE,
+            "bounce": ProviderStatus.BOUNCED,
+        }
         for row in self.store.q(
             "SELECT id, scenario FROM mails WHERE status = 'waiting' AND outcome_due_at <= ?",
             (_now(),),
@@ -333,7 +355,10 @@ class LreSimulator:
             if self.faults.duplicate_next > 0:
                 self.faults.duplicate_next -= 1
                 copies = 2
-            elif self.faults.duplicate_webhook_rate and self.rng.random() < self.faults.duplicate_webhook_rate:
+            elif (
+                self.faults.duplicate_webhook_rate
+                and self.rng.random() < self.faults.duplicate_webhook_rate
+            ):
                 copies = 2
             ok, error = False, None
             for _ in range(copies):
@@ -352,14 +377,18 @@ class LreSimulator:
                 (state, attempts, copies, next_at, error, row["id"]),
             )
 
-    async def _post_webhook(self, http: httpx.AsyncClient, body_json: str) -> tuple[bool, str | None]:
+    async def _post_webhook(
+        self, http: httpx.AsyncClient, body_json: str
+    ) -> tuple[bool, str | None]:
         if self.faults.reject_webhooks:
             return False, "provider-side failure (fault injection)"
         body = json.loads(body_json)
         body["delivery_id"] = uuid.uuid4().hex
         raw = json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json",
-                   "X-LRE-Signature": sign_webhook(self.secret, raw, int(_now()))}
+        headers = {
+            "Content-Type": "application/json",
+            "X-LRE-Signature": sign_webhook(self.secret, raw, int(_now())),
+        }
         try:
             resp = await http.post(self.webhook_url, content=raw, headers=headers)
         except httpx.HTTPError as exc:
@@ -378,7 +407,7 @@ class LreSimulator:
                     log.exception("lre-sim background step failed")
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=self.sim.tick_seconds)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self.wakeup.clear()
 
@@ -395,15 +424,20 @@ class LreSimulator:
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         if self.faults.maintenance:
-            return JSONResponse({"status": "maintenance", "message": "maintenance in progress"},
-                                status_code=503)
+            return JSONResponse(
+                {"status": "maintenance", "message": "maintenance in progress"}, status_code=503
+            )
         if self._take("rate_limit_next", self.faults.rate_limit_rate):
-            return JSONResponse({"status": "ERROR", "slug": "rate_limited", "message": "slow down"},
-                                status_code=429,
-                                headers={"Retry-After": f"{self.faults.retry_after_seconds:g}"})
+            return JSONResponse(
+                {"status": "ERROR", "slug": "rate_limited", "message": "slow down"},
+                status_code=429,
+                headers={"Retry-After": f"{self.faults.retry_after_seconds:g}"},
+            )
         if self._take("fail_next", self.faults.error_rate):
-            return JSONResponse({"status": "ERROR", "slug": "internal_error",
-                                 "message": "simulated server error"}, status_code=500)
+            return JSONResponse(
+                {"status": "ERROR", "slug": "internal_error", "message": "simulated server error"},
+                status_code=500,
+            )
         return None
 
     async def after_call(self) -> None:
@@ -479,18 +513,27 @@ def create_app(settings: Settings | None = None, sim: SimSettings | None = None)
         if (reason := _bad_recipient(to_email)) is not None:
             return _err(400, "invalid_recipient", reason)
         if dest_statut not in ("particulier", "professionnel"):
-            return _err(400, "invalid_dest_statut", "dest_statut must be particulier or professionnel")
+            return _err(
+                400, "invalid_dest_statut", "dest_statut must be particulier or professionnel"
+            )
         if not (to_lastname or to_company):
             return _err(400, "missing_recipient_name", "to_lastname or to_company is required")
         pdf = await attachment.read()
         if not pdf.startswith(b"%PDF-"):
             return _err(400, "invalid_attachment", "the attachment is not a PDF")
         mail = state.deposit(
-            {"to_email": to_email, "to_lastname": to_lastname, "to_firstname": to_firstname,
-             "to_company": to_company, "dest_statut": dest_statut, "ref_client": ref_client,
-             "ref_dossier": ref_dossier, "content": content,
-             "eidas": 0 if eidas.strip() in ("0", "false", "False", "") else 1,
-             "filename": attachment.filename or "attachment.pdf"},
+            {
+                "to_email": to_email,
+                "to_lastname": to_lastname,
+                "to_firstname": to_firstname,
+                "to_company": to_company,
+                "dest_statut": dest_statut,
+                "ref_client": ref_client,
+                "ref_dossier": ref_dossier,
+                "content": content,
+                "eidas": 0 if eidas.strip() in ("0", "false", "False", "") else 1,
+                "filename": attachment.filename or "attachment.pdf",
+            },
             pdf,
         )
         await state.after_call()
@@ -507,7 +550,9 @@ def create_app(settings: Settings | None = None, sim: SimSettings | None = None)
             await state.after_call()
             return _ok(state.mail_json(row))
         if ref_client is not None:
-            rows = state.store.q("SELECT * FROM mails WHERE ref_client = ? ORDER BY id", (ref_client,))
+            rows = state.store.q(
+                "SELECT * FROM mails WHERE ref_client = ? ORDER BY id", (ref_client,)
+            )
             await state.after_call()
             return _ok([state.mail_json(r) for r in rows])
         return _err(400, "missing_parameter", "give id or ref_client")
@@ -547,8 +592,18 @@ def create_app(settings: Settings | None = None, sim: SimSettings | None = None)
     @app.get("/api/_admin/webhooks")
     async def all_webhooks():
         return [
-            {k: r[k] for k in ("id", "event_id", "mail_id", "state", "attempts", "deliveries",
-                               "last_error")}
+            {
+                k: r[k]
+                for k in (
+                    "id",
+                    "event_id",
+                    "mail_id",
+                    "state",
+                    "attempts",
+                    "deliveries",
+                    "last_error",
+                )
+            }
             for r in state.store.q("SELECT * FROM webhooks ORDER BY id")
         ]
 
@@ -558,7 +613,9 @@ def create_app(settings: Settings | None = None, sim: SimSettings | None = None)
         try:
             status = ProviderStatus(body.get("status", ""))
         except ValueError:
-            return _err(422, "invalid_status", f"status must be one of {[s.value for s in ProviderStatus]}")
+            return _err(
+                422, "invalid_status", f"status must be one of {[s.value for s in ProviderStatus]}"
+            )
         if state.get_row(mail_id) is None:
             return _err(404, "mail_not_found", f"no mail with id {mail_id}")
         state.set_status(mail_id, status)

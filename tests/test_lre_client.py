@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -34,16 +34,24 @@ PDF = proof_pdf(["lettre de test", "mise en demeure"])
 
 
 def req(letter_id: str, email: str = "jeanne.martin@example.org", **kw) -> ProviderSendRequest:
-    return ProviderSendRequest(letter_id=letter_id, contract_id="C-1", to_email=email,
-                               to_firstname="Jeanne", to_lastname="Martin", pdf=PDF, **kw)
+    return ProviderSendRequest(
+        letter_id=letter_id,
+        contract_id="C-1",
+        to_email=email,
+        to_firstname="Jeanne",
+        to_lastname="Martin",
+        pdf=PDF,
+        **kw,
+    )
 
 
 @pytest_asyncio.fixture
 async def sim(tmp_path):
     sim_port, api_port = free_port(), free_port()
     settings = make_settings(tmp_path, sim_port=sim_port, api_port=api_port)
-    server = ServerThread(create_app(settings, make_sim_settings(settings, sim_port=sim_port)),
-                          sim_port).start()
+    server = ServerThread(
+        create_app(settings, make_sim_settings(settings, sim_port=sim_port)), sim_port
+    ).start()
     client = LreClient(settings.lre_base_url, TOKEN, timeout=2.0)
     admin = SimAdmin(server.url)
     try:
@@ -56,12 +64,12 @@ async def sim(tmp_path):
 
 async def test_send_returns_deposit_proof_at_once(sim):
     _, client, _, _ = sim
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     mail = await client.send(req("L-1", email="jeanne+wait@example.org"))
     assert mail.status is ProviderStatus.WAITING
     assert mail.ref_client == "L-1" and mail.ref_dossier == "C-1"
     assert mail.deposited_at.tzinfo is not None
-    assert before - timedelta(seconds=1) <= mail.deposited_at <= datetime.now(timezone.utc)
+    assert before - timedelta(seconds=1) <= mail.deposited_at <= datetime.now(UTC)
     assert mail.content_sha256 == hashlib.sha256(PDF).hexdigest()
     proof = await client.download(mail.proofs["deposit"])
     assert proof.startswith(b"%PDF-") and mail.id.encode() in proof

@@ -55,8 +55,9 @@ def main(argv: list[str]) -> None:
 
     async def run() -> None:
         async with LreClient(base_url, TOKEN, timeout=30.0) as lre:
-            sender = LetterSender(make_engine(db_url), lre, Path(letters_dir), HtmlPdfRenderer,
-                                  on_step=on_step)
+            sender = LetterSender(
+                make_engine(db_url), lre, Path(letters_dir), HtmlPdfRenderer, on_step=on_step
+            )
             ctx = letter_ctx(letter_id, contract_id, email="jeanne+wait@example.org")
             deposit = await sender.send(ctx, SenderIdentity())
         print(deposit.model_dump_json())
@@ -68,8 +69,10 @@ def main(argv: list[str]) -> None:
 async def sim(tmp_path):
     sim_port = free_port()
     settings = make_settings(tmp_path, sim_port=sim_port, api_port=free_port())
-    server = ServerThread(create_app(settings, make_sim_settings(
-        settings, sim_port=sim_port, timeout_seconds=60.0)), sim_port).start()
+    server = ServerThread(
+        create_app(settings, make_sim_settings(settings, sim_port=sim_port, timeout_seconds=60.0)),
+        sim_port,
+    ).start()
     admin = SimAdmin(server.url)
     try:
         yield settings, admin
@@ -80,9 +83,21 @@ async def sim(tmp_path):
 
 def _spawn(settings, letter_id: str, contract_id: str, kill_at: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.test_lre_kill", settings.resolved_database_url,
-         str(settings.letters_dir), settings.lre_base_url, letter_id, contract_id, kill_at],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.test_lre_kill",
+            settings.resolved_database_url,
+            str(settings.letters_dir),
+            settings.lre_base_url,
+            letter_id,
+            contract_id,
+            kill_at,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -117,8 +132,9 @@ async def test_sigkill_at_each_step_then_rerun_sends_exactly_once(sim, step):
 
     code, out, err = await _wait(_spawn(settings, letter_id, contract_id, kill_at="none"))
     assert code == 0, err
-    await _assert_exactly_one_consistent_letter(settings, admin, letter_id,
-                                                DepositRecorded.model_validate_json(out))
+    await _assert_exactly_one_consistent_letter(
+        settings, admin, letter_id, DepositRecorded.model_validate_json(out)
+    )
 
 
 async def test_sigkill_while_the_provider_holds_the_request(sim):
@@ -139,12 +155,14 @@ async def test_sigkill_while_the_provider_holds_the_request(sim):
 
     code, out, err = await _wait(_spawn(settings, letter_id, contract_id, kill_at="none"))
     assert code == 0, err
-    await _assert_exactly_one_consistent_letter(settings, admin, letter_id,
-                                                DepositRecorded.model_validate_json(out))
+    await _assert_exactly_one_consistent_letter(
+        settings, admin, letter_id, DepositRecorded.model_validate_json(out)
+    )
 
 
-async def _assert_exactly_one_consistent_letter(settings, admin: SimAdmin, letter_id: str,
-                                                deposit: DepositRecorded) -> None:
+async def _assert_exactly_one_consistent_letter(
+    settings, admin: SimAdmin, letter_id: str, deposit: DepositRecorded
+) -> None:
     [mail] = await admin.mails(letter_id)
     rec = _record(settings, letter_id)
     archived = Path(rec.file_path).read_bytes()
@@ -152,8 +170,10 @@ async def _assert_exactly_one_consistent_letter(settings, admin: SimAdmin, lette
     assert rec.provider_id == deposit.provider_id == mail["id"]
     assert rec.sha256 == deposit.sha256 == mail["sha256"] == hashlib.sha256(archived).hexdigest()
     assert deposit.deposited_at == datetime.fromisoformat(mail["date"])
-    assert rec.deposited_at.replace(tzinfo=None) == deposit.deposited_at.replace(tzinfo=None) - \
-        deposit.deposited_at.utcoffset()
+    assert (
+        rec.deposited_at.replace(tzinfo=None)
+        == deposit.deposited_at.replace(tzinfo=None) - deposit.deposited_at.utcoffset()
+    )
     assert rec.proofs["deposit"] == mail["proof_ev_url"] == deposit.proof_url
 
 

@@ -21,7 +21,10 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.db import make_engine
 from models.letters import LetterContext, RenderedLetter
 from models.payloads import (
     Address,
@@ -35,6 +38,8 @@ from models.payloads import (
 from models.policy import SenderIdentity
 from models.settings import Settings
 from simulators.lre_sim import SimSettings
+from starter.api import lre_webhook
+from starter.api.auth import parse_api_keys
 
 T = TypeVar("T")
 TOKEN = "test-lre-token"
@@ -58,7 +63,7 @@ class ServerThread:
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -121,9 +126,15 @@ class HtmlPdfRenderer:
         return RenderedLetter(pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(), page_count=1)
 
 
-def letter_ctx(letter_id: str, contract_id: str, *, email: str | None = "jeanne.martin@example.org",
-               channel: Channel = Channel.LRE, consent: bool = True,
-               kind: LetterKind = LetterKind.FORMAL_NOTICE) -> LetterContext:
+def letter_ctx(
+    letter_id: str,
+    contract_id: str,
+    *,
+    email: str | None = "jeanne.martin@example.org",
+    channel: Channel = Channel.LRE,
+    consent: bool = True,
+    kind: LetterKind = LetterKind.FORMAL_NOTICE,
+) -> LetterContext:
     recipient = Policyholder(
         name="Jeanne Martin",
         email=email,
@@ -145,8 +156,13 @@ def letter_ctx(letter_id: str, contract_id: str, *, email: str | None = "jeanne.
     )
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0,
-                     interval: float = 0.1, what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()
@@ -161,8 +177,11 @@ class SimAdmin:
     """The simulator's admin endpoints, over real HTTP."""
 
     def __init__(self, base_url: str) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/api/_admin/",
-                                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/_admin/",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=10,
+        )
 
     async def faults(self, **patch: Any) -> dict:
         r = await self.http.post("faults", json=patch)
@@ -193,3 +212,24 @@ async def running(server: ServerThread):
         yield server
     finally:
         await asyncio.to_thread(server.stop)
+
+
+def api_app(settings: Settings, temporal_target: str, namespace: str) -> FastAPI:
+    """The webhook router on an app with ``starter.api.app``'s state conventions."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.temporal = await Client.connect(
+            temporal_target, namespace=namespace, data_converter=pydantic_data_converter, lazy=True
+        )
+        yield
+        if getattr(app.state, "lre", None) is not None:
+            await app.state.lre.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+    app.state.settings = settings
+    app.state.temporal = None
+    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.api_keys = parse_api_keys(settings.api_keys)
+    app.include_router(lre_webhook.router)
+    return app

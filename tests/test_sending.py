@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,9 +28,11 @@ from tests.test_lre_support import (
     eventually,
     free_port,
     letter_ctx,
-    letter_ctx as ctx_for,
     make_settings,
     make_sim_settings,
+)
+from tests.test_lre_support import (
+    letter_ctx as ctx_for,
 )
 
 SENDER = SenderIdentity()
@@ -40,14 +43,17 @@ class Stack:
         sim_port = free_port()
         self.settings = make_settings(tmp_path, sim_port=sim_port, api_port=free_port())
         self.server = ServerThread(
-            create_app(self.settings, make_sim_settings(self.settings, sim_port=sim_port,
-                                                         **sim_overrides)),
+            create_app(
+                self.settings, make_sim_settings(self.settings, sim_port=sim_port, **sim_overrides)
+            ),
             sim_port,
         ).start()
         self.engine = make_engine(self.settings.resolved_database_url)
         self.lre = LreClient(self.settings.lre_base_url, TOKEN, timeout=2.0)
         self.admin = SimAdmin(self.server.url)
-        self.sender = LetterSender(self.engine, self.lre, self.settings.letters_dir, HtmlPdfRenderer)
+        self.sender = LetterSender(
+            self.engine, self.lre, self.settings.letters_dir, HtmlPdfRenderer
+        )
 
     def record(self, letter_id: str) -> LetterRecord | None:
         with Session(self.engine) as s:
@@ -95,7 +101,7 @@ async def test_lre_send_archives_the_exact_bytes_sent_and_the_deposit_proof(stac
     assert rec.sha256 == dep.sha256 and rec.proofs["deposit"] == dep.proof_url
     with Session(stack.engine) as s:
         proof = s.get(LetterProof, (ctx.letter_id, "deposit"))
-    data = open(proof.file_path, "rb").read()
+    data = Path(proof.file_path).read_bytes()
     assert data.startswith(b"%PDF-") and hashlib.sha256(data).hexdigest() == proof.sha256
 
 
@@ -128,11 +134,9 @@ async def test_timeout_after_the_provider_accepted_is_resolved_by_lookup(stack):
 async def test_provider_down_then_up_sends_exactly_once(stack, fault):
     ctx = letter_ctx(f"C-4.{next(iter(fault))}.1", "C-4", email="j+wait@example.org")
     await stack.admin.faults(**fault)
-    failures = 0
     for _ in range(3 if "fail_next" in fault else 1):
         with pytest.raises(LreTemporaryError) as info:
             await stack.sender.send(ctx, SENDER)
-        failures += 1
         assert not info.value.non_retryable
     if "maintenance" in fault:
         assert isinstance(info.value, LreMaintenance)
@@ -174,13 +178,20 @@ async def test_paper_letter_goes_to_the_mailroom_batch_then_records_the_deposit(
     archived = (stack.settings.letters_dir / "C-7" / f"{ctx.letter_id}.pdf").read_bytes()
     assert batch_pdf.read_bytes() == archived
     assert envelope["sha256"] == dep.sha256 == hashlib.sha256(archived).hexdigest()
-    assert envelope["recipient"][:2] == ["Jeanne Martin", "3 rue des Lilas"] and envelope["registered"]
+    assert (
+        envelope["recipient"][:2] == ["Jeanne Martin", "3 rue des Lilas"] and envelope["registered"]
+    )
     assert (await stack.sender.send(ctx, SENDER)) == dep  # idempotent
 
-    at = datetime(2026, 11, 13, 10, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 13, 10, 0, tzinfo=UTC)
     event = stack.sender.record_paper_deposit(ctx.letter_id, "1A 234 567 8901 2", at)
-    assert event == LreEvent(letter_id=ctx.letter_id, event=LreEventKind.DEPOSITED, occurred_at=at,
-                             provider_id="1A 234 567 8901 2", tracking_number="1A 234 567 8901 2")
+    assert event == LreEvent(
+        letter_id=ctx.letter_id,
+        event=LreEventKind.DEPOSITED,
+        occurred_at=at,
+        provider_id="1A 234 567 8901 2",
+        tracking_number="1A 234 567 8901 2",
+    )
     # the mailroom's retry of the same call is harmless; another number is a conflict
     assert stack.sender.record_paper_deposit(ctx.letter_id, "1A 234 567 8901 2", at) == event
     with pytest.raises(ValueError):
@@ -219,14 +230,15 @@ async def test_lost_webhook_is_reconciled_once(stack):
     assert await reconciler.reconcile(timedelta(hours=1), signal) == []
     events = await reconciler.reconcile(timedelta(0), signal)
     assert [(e.letter_id, e.event, e.provider_id) for e in events] == [
-        (ctx.letter_id, LreEventKind.REFUSED, dep.provider_id)]
+        (ctx.letter_id, LreEventKind.REFUSED, dep.provider_id)
+    ]
     assert signalled == [("C-9", events[0])]
     assert events[0].occurred_at > dep.deposited_at and events[0].proof_url.endswith("/refusal")
     rec = stack.record(ctx.letter_id)
     assert rec.status == "refused" and "refusal" in rec.proofs
     with Session(stack.engine) as s:
         proof = s.get(LetterProof, (ctx.letter_id, "refusal"))
-    assert hashlib.sha256(open(proof.file_path, "rb").read()).hexdigest() == proof.sha256
+    assert hashlib.sha256(Path(proof.file_path).read_bytes()).hexdigest() == proof.sha256
     assert await reconciler.reconcile(timedelta(0), signal) == []  # applied once
     assert len(signalled) == 1
 

@@ -17,7 +17,7 @@ registered letter; the tracking number and deposit instant start the legal clock
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -73,8 +73,11 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 def _first_delivery(engine, delivery_id: str, signed_at: int) -> bool:
     with Session(engine) as s:
-        s.add(LreWebhookDelivery(delivery_id=delivery_id,
-                                 signed_at=datetime.fromtimestamp(signed_at, timezone.utc)))
+        s.add(
+            LreWebhookDelivery(
+                delivery_id=delivery_id, signed_at=datetime.fromtimestamp(signed_at, UTC)
+            )
+        )
         try:
             s.commit()
         except IntegrityError:
@@ -88,9 +91,12 @@ async def lre_webhook(request: Request) -> JSONResponse:
     engine = request.app.state.engine
     raw = await request.body()
     try:
-        signed_at = verify_webhook(settings.lre_webhook_secret.get_secret_value(), raw,
-                                   request.headers.get(SIGNATURE_HEADER),
-                                   now=datetime.now(timezone.utc))
+        signed_at = verify_webhook(
+            settings.lre_webhook_secret.get_secret_value(),
+            raw,
+            request.headers.get(SIGNATURE_HEADER),
+            now=datetime.now(UTC),
+        )
     except SignatureError as exc:
         log.warning("LRE webhook rejected: %s", exc)
         return _error(401, f"invalid webhook signature: {exc}")
@@ -100,24 +106,35 @@ async def lre_webhook(request: Request) -> JSONResponse:
     except (ValidationError, KeyError, ValueError, TypeError) as exc:
         errors = (
             [{"field": ".".join(map(str, e["loc"])), "reason": e["msg"]} for e in exc.errors()]
-            if isinstance(exc, ValidationError) else [{"field": "mail", "reason": repr(exc)}]
+            if isinstance(exc, ValidationError)
+            else [{"field": "mail", "reason": repr(exc)}]
         )
         return _error(422, "malformed webhook body", errors=errors)
     if not _first_delivery(engine, body.delivery_id, signed_at):
         log.warning("LRE webhook replay rejected: delivery %s", body.delivery_id)
-        return _error(409, f"replayed delivery rejected: delivery {body.delivery_id} was already received")
+        return _error(
+            409, f"replayed delivery rejected: delivery {body.delivery_id} was already received"
+        )
     if mail.status not in FINAL_STATUSES:
         return JSONResponse({"status": "ignored", "reason": f"mail status {mail.status.value}"})
 
     applier = LetterEventApplier(engine, _lre(request), settings.letters_dir)
     rec = applier.find_letter(mail)
     if rec is None:
-        return _error(404, f"unknown letter: no letter for provider mail {mail.id} "
-                           f"(ref_client {mail.ref_client!r})")
+        return _error(
+            404,
+            f"unknown letter: no letter for provider mail {mail.id} "
+            f"(ref_client {mail.ref_client!r})",
+        )
     key = applier.claim(mail, source="webhook", provider_event_id=body.event_id)
     if key is None:
-        return JSONResponse({"status": "duplicate", "letter_id": rec.letter_id,
-                             "event": mail.event.value if mail.event else None})
+        return JSONResponse(
+            {
+                "status": "duplicate",
+                "letter_id": rec.letter_id,
+                "event": mail.event.value if mail.event else None,
+            }
+        )
     try:
         applied = await applier.apply(key, mail, rec)
     except BaseException:
@@ -133,22 +150,40 @@ async def lre_webhook(request: Request) -> JSONResponse:
         log.error("LRE webhook for %s: Temporal unavailable: %r", rec.letter_id, exc)
         return _error(503, "Temporal unavailable: the event was not applied, retry later")
     applier.commit(applied)
-    return JSONResponse({"status": "processed", "letter_id": rec.letter_id,
-                         "event": applied.event.event.value, "signalled": signalled})
+    return JSONResponse(
+        {
+            "status": "processed",
+            "letter_id": rec.letter_id,
+            "event": applied.event.event.value,
+            "signalled": signalled,
+        }
+    )
 
 
-@router.post("/v1/letters/{letter_id}/paper-deposit",
-             summary="Record the mailroom's deposit of a paper registered letter")
-async def paper_deposit(letter_id: str, deposit: PaperDeposit, request: Request,
-                        _role: str = Depends(require_role("backoffice", "operator"))) -> JSONResponse:
+@router.post(
+    "/v1/letters/{letter_id}/paper-deposit",
+    summary="Record the mailroom's deposit of a paper registered letter",
+)
+async def paper_deposit(
+    letter_id: str,
+    deposit: PaperDeposit,
+    request: Request,
+    _role: str = Depends(require_role("backoffice", "operator")),
+) -> JSONResponse:
     if deposit.deposited_at.tzinfo is None:
-        return _error(422, "invalid input", errors=[{"field": "deposited_at",
-                                                     "reason": "must carry a UTC offset"}])
+        return _error(
+            422,
+            "invalid input",
+            errors=[{"field": "deposited_at", "reason": "must carry a UTC offset"}],
+        )
     settings = request.app.state.settings
-    sender = LetterSender(request.app.state.engine, _lre(request), settings.letters_dir,
-                          renderer_factory=_no_renderer)
+    sender = LetterSender(
+        request.app.state.engine, _lre(request), settings.letters_dir, renderer_factory=_no_renderer
+    )
     try:
-        event = sender.record_paper_deposit(letter_id, deposit.tracking_number, deposit.deposited_at)
+        event = sender.record_paper_deposit(
+            letter_id, deposit.tracking_number, deposit.deposited_at
+        )
     except UnknownLetter as exc:
         return _error(404, str(exc))
     except ValueError as exc:
@@ -158,9 +193,12 @@ async def paper_deposit(letter_id: str, deposit: PaperDeposit, request: Request,
         signalled = await signal_lre_event(request.app.state.temporal, contract_id, event)
     except Exception as exc:
         log.error("paper deposit of %s: Temporal unavailable: %r", letter_id, exc)
-        return _error(503, "Temporal unavailable: deposit recorded, signal not sent; retry the call")
-    return JSONResponse({"status": "recorded", "signalled": signalled,
-                         "event": event.model_dump(mode="json")})
+        return _error(
+            503, "Temporal unavailable: deposit recorded, signal not sent; retry the call"
+        )
+    return JSONResponse(
+        {"status": "recorded", "signalled": signalled, "event": event.model_dump(mode="json")}
+    )
 
 
 def _no_renderer():
