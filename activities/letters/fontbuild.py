@@ -25,7 +25,7 @@ UNICODES = (
     "U+2030-203A,U+2044,U+205F,U+20AC,U+2116,U+2122,U+2190-2193,U+2212,U+2260,U+2264-2265,"
     "U+25A0-25A1,U+25CF,U+2610,U+2611,U+2713,U+2714"
 )
-STYLES = {"Regular": "DejaVuSans.ttf", "Bold": "DejaVuSans-Bold.ttf", "Oblique": "DejaVuSans-Oblique.ttf"}
+STYLES = {"Regular": "DejaVuSans.ttf", "Bold": "DejaVuSans-Bold.ttf"}
 
 
 def build(source_dir: Path = Path("/usr/share/fonts/truetype/dejavu")) -> list[Path]:
@@ -36,7 +36,11 @@ def build(source_dir: Path = Path("/usr/share/fonts/truetype/dejavu")) -> list[P
     written = []
     for style, filename in STYLES.items():
         options = subset.Options()
-        options.layout_features = ["kern", "liga"]
+        # Kerning kept for layout. No ligatures: a ligature glyph has no Unicode of its own,
+        # so "ff"/"fi" would come back wrong from text extraction (archives are searched).
+        # No TrueType hinting: PDF viewers do not need it and it is a third of the file.
+        options.layout_features = ["kern"]
+        options.hinting = False
         options.name_IDs = ["*"]
         options.drop_tables += ["FFTM"]
         font = TTFont(source_dir / filename)

@@ -136,7 +136,7 @@ def context_from_case(
     return LetterContext(
         letter_id=letter_id or f"{case.contract_id}-{kind.value}-1",
         kind=kind,
-        channel=channel or (policy.reminders[0].channel if kind is LetterKind.REMINDER and policy.reminders else policy.notice_channel),
+        channel=channel or _default_channel(kind, policy),
         contract_id=case.contract_id,
         portfolio=case.portfolio,
         regime=case.regime,
@@ -165,6 +165,12 @@ def context_from_case(
         payment_reference=f"IMP-{case.contract_id}",
         demo_clock=demo_clock,
     )
+
+
+def _default_channel(kind: LetterKind, policy: RecoveryPolicy) -> Channel:
+    if kind is LetterKind.REMINDER:
+        return policy.reminders[0].channel if policy.reminders else Channel.ERE
+    return policy.notice_channel
 
 
 _ACME = RecoveryPolicy(name="acme", recovery_fee=Decimal("10.00"), notice_announces_termination=False)
