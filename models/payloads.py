@@ -207,6 +207,7 @@ class CaseStatus(_Model):
     next_deadline: Deadline | None = None
     letters: list[LetterInfo] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    payment_ids: list[str] = Field(default_factory=list)  # applied payments (idempotency)
     held_from_stage: Stage | None = None
     hold_reason: str | None = None
     compressed_clock: float = 1.0

@@ -159,7 +159,12 @@ class UnpaidPremiumWorkflow:
     async def _on_deadline(self, deadline: Deadline) -> None:
         s = self.s
         if deadline.kind == "reminder":
-            await self._send(LetterKind.REMINDER, self._reminder_channel(), attempt=s.reminders_sent + 1)
+            notice_day = cal.earliest_notice_date(s.case.first_due_date, self._rules())
+            if not s.reminder_only and self._now() >= cal.paris_instant(notice_day, self._send_time()):
+                # Opened late: the notice is already due, a friendly reminder now would only confuse.
+                self._log("reminder_skipped", f"reminder #{s.reminders_sent + 1} skipped: the formal notice is due")
+            else:
+                await self._send(LetterKind.REMINDER, self._reminder_channel(), attempt=s.reminders_sent + 1)
             s.reminders_sent += 1
         elif deadline.kind == "formal_notice":
             await self._send_formal_notice()
@@ -568,7 +573,7 @@ class UnpaidPremiumWorkflow:
             notice_sent_at=s.notice_sent_at, suspension_at=s.suspension_at,
             termination_at=s.termination_at, reinstatement_at=s.reinstatement_at,
             next_deadline=deadline, letters=[l.model_copy() for l in s.letters],
-            history=list(s.history), held_from_stage=s.held_from_stage, hold_reason=s.hold_reason,
+            history=list(s.history), payment_ids=list(s.applied_payment_ids), held_from_stage=s.held_from_stage, hold_reason=s.hold_reason,
             compressed_clock=self._k, closed=s.closed,
         )
 
