@@ -15,15 +15,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+from temporalio.testing import ActivityEnvironment
 from sqlmodel import Session
 
 from activities.db import make_engine
 from activities.lre_client import LreClient
 from activities.recovery import RecoveryActivities
-from activities.sending import LetterSender
+from activities.sending import LetterReconciler, LetterSender, LreActivities
 from models import calendar as cal
 from models.lre import LetterProof
-from models.payloads import CaseStatus
+from models.payloads import CaseStatus, LreEventKind
 from models.policy import load_policies
 from models.tables import LetterRecord
 from simulators.lre_sim import create_app as create_sim
@@ -34,6 +35,7 @@ from tests.test_lre_support import (
     ServerThread,
     SimAdmin,
     api_app,
+    eventually,
     free_port,
     make_settings,
     make_sim_settings,
@@ -66,7 +68,7 @@ async def stack(env, tmp_path: Path):
     admin = SimAdmin(sim.url)
     try:
         async with build_worker(env.client, settings, activities=acts.all(), task_queue=task_queue):
-            yield task_queue, engine, admin, f"http://127.0.0.1:{api_port}"
+            yield task_queue, engine, admin, f"http://127.0.0.1:{api_port}", (settings, lre)
     finally:
         await admin.aclose()
         await lre.aclose()
@@ -101,7 +103,7 @@ def notice(st: CaseStatus, attempt: int = 1):
 
 
 async def test_notice_accepted_through_the_real_webhook(ts_env, tmp_path):
-    async with stack(ts_env, tmp_path) as (tq, engine, admin, _api):
+    async with stack(ts_env, tmp_path) as (tq, engine, admin, _api, _):
         due = await paris_today(ts_env) - timedelta(days=20)
         case = make_case(due=due, email="alice@example.org")
         handle = await start_case(ts_env.client, case, tq)
@@ -132,7 +134,7 @@ async def test_notice_accepted_through_the_real_webhook(ts_env, tmp_path):
 
 
 async def test_bounced_notice_falls_back_to_paper_and_the_clock_restarts(ts_env, tmp_path):
-    async with stack(ts_env, tmp_path) as (tq, engine, admin, api):
+    async with stack(ts_env, tmp_path) as (tq, engine, admin, api, _):
         due = await paris_today(ts_env) - timedelta(days=20)
         handle = await start_case(
             ts_env.client, make_case(due=due, email="alice+bounce@example.org"), tq
@@ -173,7 +175,7 @@ async def test_bounced_notice_falls_back_to_paper_and_the_clock_restarts(ts_env,
 
 
 async def test_no_consent_sends_paper_from_the_start(ts_env, tmp_path):
-    async with stack(ts_env, tmp_path) as (tq, engine, admin, _api):
+    async with stack(ts_env, tmp_path) as (tq, engine, admin, _api, _):
         due = await paris_today(ts_env) - timedelta(days=20)
         handle = await start_case(ts_env.client, make_case(due=due, consent=False), tq)
         st = await until(
@@ -183,5 +185,45 @@ async def test_no_consent_sends_paper_from_the_start(ts_env, tmp_path):
         assert letter.channel.value == "paper" and letter.status == "awaiting_deposit"
         assert [m for m in await admin.mails() if m["ref_client"] == letter.letter_id] == []
         assert record(engine, letter.letter_id).channel == "paper"
+        await handle.signal("cancel", {"reason": "test over"})
+        await handle.result()
+
+
+async def test_lost_webhooks_are_reconciled_into_the_case(ts_env, tmp_path):
+    async with stack(ts_env, tmp_path) as (tq, engine, admin, _api, (settings, lre)):
+        await admin.faults(drop_webhook_rate=1.0)  # every callback is lost
+        due = await paris_today(ts_env) - timedelta(days=20)
+        handle = await start_case(ts_env.client, make_case(due=due, email="alice@example.org"), tq)
+        st = await until(
+            ts_env,
+            handle,
+            lambda s: notice(s) is not None and notice(s).status == "deposited",
+            what="the notice to be deposited",
+        )
+        letter = notice(st)
+
+        async def all_dropped():
+            hooks = await admin.webhooks()
+            mails = await admin.mails()
+            done = len(hooks) == len(mails) and all(h["state"] == "dropped" for h in hooks)
+            return hooks if hooks and done else None
+
+        await eventually(all_dropped, what="the provider to decide (and lose the callbacks)")
+        assert (await status(handle)).letters[-1].status == "deposited"  # nobody told the case
+
+        activities = LreActivities(LetterReconciler(engine, lre, settings.letters_dir))
+        events = await ActivityEnvironment(client=ts_env.client).run(
+            activities.reconcile_letters, 0.0
+        )
+        assert letter.letter_id in {e.letter_id for e in events}
+        assert {e.event for e in events} == {LreEventKind.ACCEPTED}
+        st = await until(
+            ts_env, handle, lambda s: notice(s).status == "accepted", what="the reconciled event"
+        )
+        assert record(engine, letter.letter_id).status == "accepted"
+        again = await ActivityEnvironment(client=ts_env.client).run(
+            activities.reconcile_letters, 0.0
+        )
+        assert again == []
         await handle.signal("cancel", {"reason": "test over"})
         await handle.result()
