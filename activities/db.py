@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
+import models.disputes  # noqa: F401  (dispute read model, alerts, satisfaction, corrections)
 import models.lre  # noqa: F401  (LRE webhook idempotency and proof tables)
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 

@@ -12,4 +12,7 @@ def build_activities(settings: Settings) -> list[Any]:
 
     recovery = RecoveryActivities.from_settings(settings)
     acts: list[Any] = list(recovery.all())
+    from activities.disputes import DisputeActivities
+
+    acts += DisputeActivities.from_settings(settings).all()
     return acts

@@ -1,5 +1,7 @@
 """Workflow definitions only: deterministic code, no I/O."""
 
+from workflows.dispute import DisputeWorkflow
+from workflows.mediation import MediationWorkflow
 from workflows.unpaid import UnpaidPremiumWorkflow
 
-ALL_WORKFLOWS: list[type] = [UnpaidPremiumWorkflow]
+ALL_WORKFLOWS: list[type] = [UnpaidPremiumWorkflow, DisputeWorkflow, MediationWorkflow]
