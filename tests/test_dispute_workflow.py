@@ -161,3 +161,191 @@ async def _wait_db(engine, fetch, timeout: float = 10.0):
         if loop.time() > deadline:
             raise AssertionError("database row not written")
         await asyncio.sleep(0.1)
+
+
+async def test_alerts_at_thresholds_breach_escalation_then_mediation_for_no_answer(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path) as (queue, engine):
+        now = await env.get_current_time()
+        d = _dispute(now, config=DisputeConfig(alert_thresholds=[0.75, 0.9]))
+        handle = await _start(env, queue, d)
+        try:
+            st = await _wait_for(handle, lambda s: "clock_answer" in _kinds(s))
+            ack, answer = st.clocks
+            assert st.sla_status is SlaState.ON_TRACK
+
+            # 80 % of the acknowledgement delay: one alert to the handler, clock at risk.
+            await sleep_until(env, ack.started_at + (ack.due_at - ack.started_at) * 0.8)
+            st = await _wait_for(handle, lambda s: s.clocks[0].alerts_fired == [0.75])
+            assert st.clocks[0].state is SlaState.AT_RISK and st.sla_status is SlaState.AT_RISK
+            assert not st.escalated
+
+            # Past the deadline: the 90 % alert, the breach, and the escalation to the supervisor.
+            await sleep_until(env, ack.due_at)
+            st = await _wait_for(handle, lambda s: s.escalated)
+            assert st.clocks[0].alerts_fired == [0.75, 0.9]
+            assert st.clocks[0].state is SlaState.BREACHED and st.sla_status is SlaState.BREACHED
+            assert st.clocks[1].state is SlaState.ON_TRACK
+            kinds = _kinds(st)
+            assert kinds.count("alert_threshold") == 2 and "alert_breach" in kinds and "alert_escalation" in kinds
+            alerts = await _wait_db(engine, lambda db: _alerts(db, d.dispute_id, 4))
+            assert [(a.kind, a.clock, a.threshold) for a in alerts] == [
+                ("threshold", "acknowledgement", 0.75),
+                ("threshold", "acknowledgement", 0.9),
+                ("breach", "acknowledgement", None),
+                ("escalation", None, None),
+            ]
+            assert alerts[-1].recipient == "superviseur-reclamations"
+
+            # Mediation is refused while the answer is not yet late...
+            with pytest.raises(WorkflowUpdateFailedError) as err:
+                await handle.execute_update(DisputeWorkflow.refer_to_mediation, MediationReferral())
+            assert "only after a rejection" in str(err.value.cause)
+
+            # ...and allowed once the 60-day / 2-month deadline passed with no answer.
+            await sleep_until(env, answer.due_at)
+            st = await _wait_for(handle, lambda s: s.clocks[1].breach_recorded)
+            assert st.clocks[1].state is SlaState.BREACHED
+            assert "alert_escalation" in _kinds(st)
+            alerts = await _wait_db(engine, lambda db: _alerts(db, d.dispute_id, 8))
+            assert sum(1 for a in alerts if a.kind == "escalation") == 2
+            st = await handle.execute_update(DisputeWorkflow.refer_to_mediation, MediationReferral(note="sans réponse"))
+            assert st.stage is DisputeStage.IN_MEDIATION
+        finally:
+            await handle.terminate("test over")
+
+
+def _alerts(db, dispute_id: str, at_least: int):
+    rows = db.exec(select(DisputeAlert).where(DisputeAlert.dispute_id == dispute_id).order_by(DisputeAlert.id)).all()
+    return rows if len(rows) >= at_least else None
+
+
+async def test_rejection_letter_contest_mediation_outcome_follow_up_and_satisfaction(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path) as (queue, engine):
+        now = await env.get_current_time()
+        d = _dispute(now)
+        handle = await _start(env, queue, d)
+        st = await handle.execute_update(DisputeWorkflow.acknowledge, Acknowledge())
+        assert st.stage is DisputeStage.ACKNOWLEDGED and st.clocks[0].state is SlaState.MET
+        st = await handle.execute_update(DisputeWorkflow.assign, Handler(name="Julie Martin"))
+        assert st.stage is DisputeStage.IN_PROGRESS and st.handler.name == "Julie Martin"
+        st = await handle.execute_update(
+            DisputeWorkflow.respond,
+            Decision(outcome=Outcome.REJECTED, text="Le tarif appliqué est conforme au tableau de garanties."),
+        )
+        assert st.stage is DisputeStage.ANSWERED and st.clocks[1].state is SlaState.MET
+        answer = st.letters[-1]
+        assert answer.kind == "dispute_answer"
+        text = "".join(page.extract_text() for page in PdfReader(answer.path).pages)
+        assert "Médiation de la Mutualité" in text and d.dispute_id in text  # the rejection names the mediator
+
+        st = await handle.execute_update(DisputeWorkflow.customer_reply, CustomerReply(accepts=False, text="Je conteste"))
+        assert st.stage is DisputeStage.CONTESTED and st.letters[-1].kind == "mediation_referral"
+
+        st = await handle.execute_update(DisputeWorkflow.refer_to_mediation, MediationReferral())
+        assert st.stage is DisputeStage.IN_MEDIATION
+        mediation = env.client.get_workflow_handle(f"mediation-{d.dispute_id}")
+        med = await mediation.query("status")
+        assert datetime.fromisoformat(med["opinion_due_at"]) == st.mediation.opinion_due_at and not med["overdue"]
+        # R612-5: 90 days from the complete file, due at 24:00 Paris on the last day.
+        assert st.mediation.opinion_due_at.astimezone(PARIS).time().hour == 0
+        assert (st.mediation.opinion_due_at - st.mediation.file_complete_at) <= timedelta(days=91)
+
+        # The mediator is late: the child records it and alerts.
+        await sleep_until(env, st.mediation.opinion_due_at)
+        await _wait_db(engine, lambda db: db.exec(select(DisputeAlert).where(DisputeAlert.kind == "mediation_overdue")).first())
+
+        st = await handle.execute_update(
+            DisputeWorkflow.mediation_outcome,
+            MediationOutcome(opinion=MediatorOpinion.FAVOURABLE, text="Complément de 180 € dû.", amount=Decimal("180.00")),
+        )
+        assert st.stage is DisputeStage.MEDIATION_COMPLETED
+        assert st.mediation.outcome.opinion is MediatorOpinion.FAVOURABLE
+        assert st.mediation.follow_up_id == f"{d.dispute_id}-mediation"
+        assert "(hors délai)" in st.history[[h.kind for h in st.history].index("mediation_outcome")].detail
+        follow_up = await _wait_db(engine, lambda db: db.get(DisputeFollowUp, f"{d.dispute_id}-mediation"))
+        assert follow_up.amount == Decimal("180.00") and follow_up.status == "open"
+
+        st = await handle.execute_update(DisputeWorkflow.close, Close(reason="avis du médiateur appliqué"))
+        assert st.stage is DisputeStage.CLOSED
+        st = await handle.execute_update(DisputeWorkflow.satisfaction, Satisfaction(score=4, comment="Réglé"))
+        result: DisputeStatus = await handle.result()
+        assert result.satisfaction.score == 4 and result.stage is DisputeStage.CLOSED
+        sat = await _wait_db(engine, lambda db: db.get(DisputeSatisfaction, d.dispute_id))
+        assert sat.score == 4 and sat.category == "reimbursement" and sat.handling_days > 90
+        rec = await _wait_db(engine, lambda db: (r := db.get(DisputeRecord, d.dispute_id)) and r.satisfaction and r)
+        assert rec.stage == "closed" and rec.outcome == "rejected" and rec.mediation_opinion == "favourable"
+        with Session(engine) as db:
+            events = db.exec(select(CaseEvent).where(CaseEvent.workflow_id == f"dispute-{d.dispute_id}")).all()
+        assert len(events) == len(result.history)  # the audit trail holds every entry once
+
+        if os.environ.get("SAVE_DISPUTE_HISTORIES"):
+            history = await handle.fetch_history()
+            (HISTORIES / "dispute_mediation.json").write_text(history.to_json())
+            child = await mediation.fetch_history()
+            (HISTORIES / "dispute_mediation_child.json").write_text(child.to_json())
+
+
+async def test_premium_dispute_holds_and_resumes_the_recovery_case(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path, extra_workflows=[RecordingRecovery]) as (queue, engine):
+        recovery = await env.client.start_workflow(
+            RecordingRecovery.run, "CT-778", id="unpaid-CT-778", task_queue=queue
+        )
+        now = await env.get_current_time()
+        # No category given: triage reads the text and classifies it as a premium dispute.
+        d = _dispute(
+            now,
+            contract_id="CT-778",
+            category=None,
+            subject="Mise en demeure pour des cotisations déjà payées",
+            description="Vous me réclamez trois mois de cotisations alors que le prélèvement a bien été fait.",
+        )
+        handle = await _start(env, queue, d)
+        st = await _wait_for(handle, lambda s: "recovery_held" in _kinds(s))
+        assert st.category is DisputeCategory.PREMIUMS and st.category_source == "triage"
+        assert st.triage.top_terms and st.triage.top_terms[0].weight > 0
+        assert st.recovery.held and not st.recovery.resumed
+        assert (await recovery.query(RecordingRecovery.signals))[0].startswith(f"hold:réclamation {d.dispute_id}")
+
+        await handle.execute_update(
+            DisputeWorkflow.respond, Decision(outcome=Outcome.UPHELD, text="Le prélèvement a bien été reçu.")
+        )
+        st = await handle.execute_update(DisputeWorkflow.customer_reply, CustomerReply(accepts=True))
+        assert st.stage is DisputeStage.CLOSED
+        st = await _wait_for(handle, lambda s: "recovery_resumed" in _kinds(s))
+        assert st.recovery.resumed
+        signals = await recovery.query(RecordingRecovery.signals)
+        assert signals[-1] == "resume" and len(signals) == 2
+        await recovery.signal(RecordingRecovery.finish)
+        await handle.terminate("test over")
+
+
+async def test_dispute_without_recovery_case_or_other_category(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path, extra_workflows=[RecordingRecovery]) as (queue, engine):
+        now = await env.get_current_time()
+        # Premium dispute but no recovery case open: recorded, the dispute goes on.
+        d1 = _dispute(now, contract_id="CT-NONE", category=DisputeCategory.PREMIUMS)
+        h1 = await _start(env, queue, d1)
+        st = await _wait_for(h1, lambda s: "recovery_not_found" in _kinds(s))
+        assert not st.recovery.held and "aucun dossier" in st.recovery.note
+        st = await h1.execute_update(DisputeWorkflow.acknowledge, Acknowledge())
+        assert st.stage is DisputeStage.ACKNOWLEDGED
+
+        # A reimbursement dispute does not hold recovery; correcting it to premiums does,
+        # and the correction is stored for retraining.
+        recovery = await env.client.start_workflow(RecordingRecovery.run, "CT-9", id="unpaid-CT-9", task_queue=queue)
+        d2 = _dispute(now, contract_id="CT-9", category=None)
+        h2 = await _start(env, queue, d2)
+        st = await _wait_for(h2, lambda s: "triaged" in _kinds(s))
+        assert st.category is DisputeCategory.REIMBURSEMENT and st.recovery is None
+        st = await h2.execute_update(
+            DisputeWorkflow.correct_category,
+            CategoryCorrection(category=DisputeCategory.PREMIUMS, by="j.martin", reason="porte sur l'échéancier"),
+        )
+        assert st.category is DisputeCategory.PREMIUMS and st.category_source == "operator"
+        assert st.recovery.held
+        assert len(await recovery.query(RecordingRecovery.signals)) == 1
+        row = await _wait_db(engine, lambda db: db.exec(select(TriageCorrectionRecord)).first())
+        assert (row.predicted, row.corrected, row.by) == ("reimbursement", "premiums", "j.martin")
+        assert "couronne" in row.text
+        for h in (h1, h2, recovery):
+            await h.terminate("test over")
