@@ -111,16 +111,29 @@ class LreClient:
         return ProviderMail.from_ar24(result)
 
     async def download(self, url: str) -> bytes:
-        """A proof file (absolute URL from ``ProviderMail.proofs``), with our credentials."""
-        response = await self._request("GET", url)
+        """A proof file (absolute URL from ``ProviderMail.proofs``). Our token goes only to
+        the provider's own origin, never to another host named in a proof URL."""
+        target = httpx.URL(url)
+        base = httpx.URL(self.base_url)
+        same_origin = not target.is_absolute_url or (target.scheme, target.host, target.port) == (
+            base.scheme,
+            base.host,
+            base.port,
+        )
+        response = await self._request("GET", url, credentials=same_origin)
         self._raise_for_status(response)
         return response.content
 
     # ------------------------------------------------------------------ plumbing
 
-    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, url: str, *, credentials: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         try:
-            return await self._http.request(method, url, **kwargs)
+            request = self._http.build_request(method, url, **kwargs)
+            if not credentials:
+                del request.headers["Authorization"]
+            return await self._http.send(request)
         except httpx.TimeoutException as exc:
             raise LreTemporaryError(
                 f"LRE provider timeout on {method} {url}: {exc!r}", code="timeout"

@@ -413,9 +413,16 @@ class LetterEventApplier:
 
     def find_letter(self, mail: ProviderMail) -> LetterRecord | None:
         with Session(self.engine, expire_on_commit=False) as s:
-            rec = s.exec(select(LetterRecord).where(LetterRecord.provider_id == mail.id)).first()
+            electronic = [Channel.LRE.value, Channel.ERE.value]
+            rec = s.exec(
+                select(LetterRecord).where(
+                    LetterRecord.provider_id == mail.id, LetterRecord.channel.in_(electronic)
+                )
+            ).first()
             if rec is None and mail.ref_client:
                 rec = s.get(LetterRecord, mail.ref_client)
+                if rec is not None and rec.channel not in electronic:
+                    return None
             return rec
 
     def claim(
@@ -569,7 +576,11 @@ class LetterReconciler:
             if mail.status in FINAL_STATUSES:
                 waiting.append(self.sender_records._load(rec.letter_id))
         for rec in waiting:
-            mail = await self.lre.get(rec.provider_id)
+            try:
+                mail = await self.lre.get(rec.provider_id)
+            except LrePermanentError as exc:  # one bad letter must not block the others
+                log.error("reconciliation of %s (%s): %s", rec.letter_id, rec.provider_id, exc)
+                continue
             if mail.status not in FINAL_STATUSES:
                 continue
             key = self.applier.claim(mail, source="reconciliation", provider_event_id=None)

@@ -81,6 +81,17 @@ async def test_send_returns_deposit_proof_at_once(sim):
     assert again.deposited_at == mail.deposited_at and again.status is ProviderStatus.WAITING
 
 
+async def test_our_token_never_goes_to_another_origin(sim):
+    _, client, _, _ = sim
+    mail = await client.send(req("L-origin", email="jeanne+wait@example.org"))
+    url = mail.proofs["deposit"]
+    assert (await client.download(url)).startswith(b"%PDF-")
+    # same server, other origin (host name): the request leaves without our token
+    with pytest.raises(LreTemporaryError) as info:
+        await client.download(url.replace("127.0.0.1", "localhost"))
+    assert info.value.code == "unauthorized"
+
+
 async def test_ere_is_the_same_api_without_eidas(sim):
     _, client, admin, _ = sim
     mail = await client.send(req("L-ere", eidas=False))

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, delete
 
 from activities.lre_client import LreClient
 from activities.sending import (
@@ -36,6 +36,7 @@ from activities.sending import (
 from models.lre import (
     FINAL_STATUSES,
     SIGNATURE_HEADER,
+    SIGNATURE_TOLERANCE,
     LreWebhookDelivery,
     ProviderMail,
     SignatureError,
@@ -72,7 +73,11 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 def _first_delivery(engine, delivery_id: str, signed_at: int) -> bool:
+    """Remember a delivery id; ``False`` if it was seen already (a replay). Ids older than
+    twice the signature tolerance are forgotten: such a delivery is rejected as stale."""
+    horizon = datetime.now(UTC) - 2 * SIGNATURE_TOLERANCE
     with Session(engine) as s:
+        s.exec(delete(LreWebhookDelivery).where(LreWebhookDelivery.signed_at < horizon))
         s.add(
             LreWebhookDelivery(
                 delivery_id=delivery_id, signed_at=datetime.fromtimestamp(signed_at, UTC)
