@@ -210,6 +210,8 @@ async def test_alerts_at_thresholds_breach_escalation_then_mediation_for_no_answ
             assert sum(1 for a in alerts if a.kind == "escalation") == 2
             st = await handle.execute_update(DisputeWorkflow.refer_to_mediation, MediationReferral(note="sans réponse"))
             assert st.stage is DisputeStage.IN_MEDIATION
+            if os.environ.get("SAVE_DISPUTE_HISTORIES"):
+                (HISTORIES / "dispute_alerts_breach.json").write_text((await handle.fetch_history()).to_json())
         finally:
             await handle.terminate("test over")
 
@@ -349,3 +351,110 @@ async def test_dispute_without_recovery_case_or_other_category(env, tmp_path):
         assert "couronne" in row.text
         for h in (h1, h2, recovery):
             await h.terminate("test over")
+
+
+async def _rejected(handle, update, arg) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(update, arg)
+    return str(err.value.cause)
+
+
+async def test_bad_messages_are_rejected_with_a_clear_reason(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path) as (queue, engine):
+        now = await env.get_current_time()
+        d = _dispute(now)
+        handle = await _start(env, queue, d)
+        assert "still open" in await _rejected(handle, DisputeWorkflow.satisfaction, Satisfaction(score=3))
+        assert "no answer awaiting" in await _rejected(handle, DisputeWorkflow.customer_reply, CustomerReply(accepts=True))
+        assert "no mediation in progress" in await _rejected(
+            handle, DisputeWorkflow.mediation_outcome, MediationOutcome(opinion=MediatorOpinion.FAVOURABLE, text="x")
+        )
+        assert "not referred to the ethics committee" in await _rejected(
+            handle, DisputeWorkflow.ethics_opinion, EthicsOpinion(text="avis")
+        )
+        assert "already reimbursement" in await _rejected(
+            handle, DisputeWorkflow.correct_category, CategoryCorrection(category=DisputeCategory.REIMBURSEMENT)
+        )
+        # Payloads that do not match the message model (sent by name, as the UI or another
+        # system would): rejected with the field and the reason, the workflow unharmed.
+        for name, payload, reason in [
+            ("satisfaction", {"score": 9}, "score"),
+            ("respond", {"outcome": "maybe", "text": "?"}, "outcome"),
+            ("respond", {"outcome": "rejected", "text": "Non.", "amount": "-5"}, "amount"),
+            ("assign", {}, "name"),
+        ]:
+            with pytest.raises(WorkflowUpdateFailedError) as err:
+                await handle.execute_update(name, payload)
+            assert reason in str(err.value.cause), (name, str(err.value.cause))
+
+        await handle.execute_update(DisputeWorkflow.acknowledge, Acknowledge())
+        assert "already acknowledged" in await _rejected(handle, DisputeWorkflow.acknowledge, Acknowledge())
+        await handle.execute_update(DisputeWorkflow.respond, Decision(outcome=Outcome.UPHELD, text="Accordé", amount=Decimal("50")))
+        assert "has not replied" in await _rejected(
+            handle, DisputeWorkflow.respond, Decision(outcome=Outcome.REJECTED, text="Non")
+        )
+        assert "only after a rejection" in await _rejected(handle, DisputeWorkflow.refer_to_mediation, MediationReferral())
+        await handle.execute_update(DisputeWorkflow.close, Close())
+        assert "the dispute is closed" in await _rejected(handle, DisputeWorkflow.assign, Handler(name="X"))
+        assert "the dispute is closed" in await _rejected(handle, DisputeWorkflow.close, Close())
+        await handle.execute_update(DisputeWorkflow.satisfaction, Satisfaction(score=5))
+        result = await handle.result()
+        # Rejected updates left no trace in the history.
+        assert [h.kind for h in result.history].count("answered") == 1
+        assert result.satisfaction.score == 5
+        if os.environ.get("SAVE_DISPUTE_HISTORIES"):
+            (HISTORIES / "dispute_rejected_messages.json").write_text((await handle.fetch_history()).to_json())
+
+
+async def test_sensitive_case_goes_to_the_ethics_committee_before_the_answer(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path) as (queue, engine):
+        now = await env.get_current_time()
+        d = _dispute(now, sensitive=True)
+        handle = await _start(env, queue, d)
+        st = await _wait_for(handle, lambda s: s.ethics is not None and "alert_ethics_committee" in _kinds(s))
+        alert = await _wait_db(engine, lambda db: db.exec(select(DisputeAlert).where(DisputeAlert.kind == "ethics_committee")).first())
+        assert alert.recipient == "comite-ethique" and "sensible" in alert.message
+        reason = await _rejected(handle, DisputeWorkflow.respond, Decision(outcome=Outcome.UPHELD, text="ok"))
+        assert "ethics committee's opinion is pending" in reason
+        await handle.execute_update(DisputeWorkflow.ethics_opinion, EthicsOpinion(text="Geste commercial recommandé"))
+        st = await handle.execute_update(
+            DisputeWorkflow.respond, Decision(outcome=Outcome.PARTIALLY_UPHELD, text="Geste de 80 €", amount=Decimal("80"))
+        )
+        assert st.stage is DisputeStage.ANSWERED and st.ethics.opinion == "Geste commercial recommandé"
+        # Manual escalation to a supervisor is recorded too.
+        st = await handle.execute_update(DisputeWorkflow.escalate, Escalation(reason="membre très mécontent"))
+        assert st.escalated
+        assert "already referred" in await _rejected(
+            handle, DisputeWorkflow.escalate, Escalation(reason="x", level=EscalationLevel.ETHICS_COMMITTEE)
+        )
+        await handle.terminate("test over")
+
+
+async def test_information_request_pauses_the_answer_clock_only_when_configured(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path) as (queue, engine):
+        now = await env.get_current_time()
+        paused = await _start(env, queue, _dispute(now, config=DisputeConfig(pause_while_awaiting_information=True)))
+        running = await _start(env, queue, _dispute(now))
+        for handle in (paused, running):
+            await handle.execute_update(DisputeWorkflow.acknowledge, Acknowledge())
+            st = await handle.execute_update(
+                DisputeWorkflow.request_information, InformationRequest(text="Merci de joindre la facture détaillée")
+            )
+            assert st.stage is DisputeStage.AWAITING_INFORMATION
+        st = await paused.query(DisputeWorkflow.status)
+        assert st.clocks[1].state is SlaState.PAUSED
+        base_due = st.clocks[1].base_due_at
+        await env.sleep(timedelta(days=5))
+        for handle in (paused, running):
+            st = await handle.execute_update(
+                DisputeWorkflow.customer_message, CustomerMessage(text="Voici la facture", attachments=["facture.pdf"])
+            )
+            assert st.stage is DisputeStage.ACKNOWLEDGED
+        paused_st = await paused.query(DisputeWorkflow.status)
+        running_st = await running.query(DisputeWorkflow.status)
+        # The member took 5 days: the answer deadline moves by that time only when pausing.
+        assert timedelta(days=5) <= paused_st.clocks[1].due_at - base_due < timedelta(days=5, minutes=5)
+        assert running_st.clocks[1].due_at == running_st.clocks[1].base_due_at
+        assert paused_st.clocks[1].state is SlaState.ON_TRACK
+        for handle in (paused, running):
+            await handle.terminate("test over")

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, FailureError
@@ -93,6 +95,23 @@ _LETTER = dict(
 )
 # Timers fire at or after their instant; a second of slack keeps "now >= instant" true.
 _SLACK = timedelta(seconds=1)
+
+_M = TypeVar("_M")
+
+
+def _as(model: type[_M], value: Any) -> _M:
+    """Messages are typed, but a payload sent by name (Temporal UI, another system) may not
+    match: reject it with the field and the reason instead of an opaque decoding error."""
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)  # type: ignore[attr-defined]
+    except ValidationError as err:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors()
+        )
+        raise ValueError(f"invalid {model.__name__}: {reasons}") from None
+
 
 _OPEN_FOR_ANSWER = {
     DisputeStage.RECEIVED,
@@ -181,7 +200,8 @@ class DisputeWorkflow:
 
     # ================================================================== messages
     @workflow.update
-    async def acknowledge(self, ack: Acknowledge) -> DisputeStatus:
+    async def acknowledge(self, ack: Acknowledge | dict[str, Any]) -> DisputeStatus:
+        ack = _as(Acknowledge, ack)
         s = self._status
         ref = await self._letter("dispute_acknowledgement")
         self._complete(ClockKind.ACKNOWLEDGEMENT)
@@ -190,7 +210,8 @@ class DisputeWorkflow:
         return self._changed()
 
     @acknowledge.validator
-    def _validate_acknowledge(self, ack: Acknowledge) -> None:
+    def _validate_acknowledge(self, ack: Acknowledge | dict[str, Any]) -> None:
+        ack = _as(Acknowledge, ack)
         self._require_open()
         if self._clock(ClockKind.ACKNOWLEDGEMENT).completed_at is not None:
             raise ValueError(
@@ -198,7 +219,8 @@ class DisputeWorkflow:
             )
 
     @workflow.update
-    def assign(self, handler: Handler) -> DisputeStatus:
+    def assign(self, handler: Handler | dict[str, Any]) -> DisputeStatus:
+        handler = _as(Handler, handler)
         s = self._status
         previous = s.handler.name if s.handler else None
         s.handler = handler
@@ -208,13 +230,15 @@ class DisputeWorkflow:
         return self._changed()
 
     @assign.validator
-    def _validate_assign(self, handler: Handler) -> None:
+    def _validate_assign(self, handler: Handler | dict[str, Any]) -> None:
+        handler = _as(Handler, handler)
         self._require_open()
         if self._status.handler and self._status.handler.name == handler.name:
             raise ValueError(f"already assigned to {handler.name}")
 
     @workflow.update
-    def customer_message(self, message: CustomerMessage) -> DisputeStatus:
+    def customer_message(self, message: CustomerMessage | dict[str, Any]) -> DisputeStatus:
+        message = _as(CustomerMessage, message)
         s = self._status
         detail = message.text[:300]
         if message.attachments:
@@ -230,11 +254,13 @@ class DisputeWorkflow:
         return self._changed()
 
     @customer_message.validator
-    def _validate_customer_message(self, message: CustomerMessage) -> None:
+    def _validate_customer_message(self, message: CustomerMessage | dict[str, Any]) -> None:
+        message = _as(CustomerMessage, message)
         self._require_open()
 
     @workflow.update
-    def request_information(self, request: InformationRequest) -> DisputeStatus:
+    def request_information(self, request: InformationRequest | dict[str, Any]) -> DisputeStatus:
+        request = _as(InformationRequest, request)
         s = self._status
         self._stage_before_info = s.stage
         s.stage = DisputeStage.AWAITING_INFORMATION
@@ -246,7 +272,8 @@ class DisputeWorkflow:
         return self._changed()
 
     @request_information.validator
-    def _validate_request_information(self, request: InformationRequest) -> None:
+    def _validate_request_information(self, request: InformationRequest | dict[str, Any]) -> None:
+        request = _as(InformationRequest, request)
         self._require_open()
         stage = self._status.stage
         if stage is DisputeStage.AWAITING_INFORMATION:
@@ -255,7 +282,8 @@ class DisputeWorkflow:
             raise ValueError(f"cannot request information at stage {stage.value}")
 
     @workflow.update
-    async def respond(self, decision: Decision) -> DisputeStatus:
+    async def respond(self, decision: Decision | dict[str, Any]) -> DisputeStatus:
+        decision = _as(Decision, decision)
         s = self._status
         first_answer = s.decision is None
         ref = await self._letter("dispute_answer", decision=decision)
@@ -276,7 +304,8 @@ class DisputeWorkflow:
         return self._changed()
 
     @respond.validator
-    def _validate_respond(self, decision: Decision) -> None:
+    def _validate_respond(self, decision: Decision | dict[str, Any]) -> None:
+        decision = _as(Decision, decision)
         self._require_open()
         s = self._status
         if s.stage not in _OPEN_FOR_ANSWER:
@@ -288,7 +317,8 @@ class DisputeWorkflow:
             raise ValueError("the ethics committee's opinion is pending: record it (ethics_opinion) before answering")
 
     @workflow.update
-    async def customer_reply(self, reply: CustomerReply) -> DisputeStatus:
+    async def customer_reply(self, reply: CustomerReply | dict[str, Any]) -> DisputeStatus:
+        reply = _as(CustomerReply, reply)
         s = self._status
         s.member_accepts = reply.accepts
         if reply.accepts:
@@ -304,13 +334,15 @@ class DisputeWorkflow:
         return self._changed()
 
     @customer_reply.validator
-    def _validate_customer_reply(self, reply: CustomerReply) -> None:
+    def _validate_customer_reply(self, reply: CustomerReply | dict[str, Any]) -> None:
+        reply = _as(CustomerReply, reply)
         self._require_open()
         if self._status.stage is not DisputeStage.ANSWERED:
             raise ValueError(f"no answer awaiting the member's reply (stage {self._status.stage.value})")
 
     @workflow.update
-    async def escalate(self, escalation: Escalation) -> DisputeStatus:
+    async def escalate(self, escalation: Escalation | dict[str, Any]) -> DisputeStatus:
+        escalation = _as(Escalation, escalation)
         if escalation.level is EscalationLevel.ETHICS_COMMITTEE:
             await self._refer_to_ethics(escalation.reason)
         else:
@@ -318,13 +350,15 @@ class DisputeWorkflow:
         return self._changed()
 
     @escalate.validator
-    def _validate_escalate(self, escalation: Escalation) -> None:
+    def _validate_escalate(self, escalation: Escalation | dict[str, Any]) -> None:
+        escalation = _as(Escalation, escalation)
         self._require_open()
         if escalation.level is EscalationLevel.ETHICS_COMMITTEE and self._status.ethics is not None:
             raise ValueError("already referred to the ethics committee")
 
     @workflow.update
-    def ethics_opinion(self, opinion: EthicsOpinion) -> DisputeStatus:
+    def ethics_opinion(self, opinion: EthicsOpinion | dict[str, Any]) -> DisputeStatus:
+        opinion = _as(EthicsOpinion, opinion)
         ethics = self._status.ethics
         assert ethics is not None
         ethics.opinion, ethics.opinion_at = opinion.text, workflow.now()
@@ -332,7 +366,8 @@ class DisputeWorkflow:
         return self._changed()
 
     @ethics_opinion.validator
-    def _validate_ethics_opinion(self, opinion: EthicsOpinion) -> None:
+    def _validate_ethics_opinion(self, opinion: EthicsOpinion | dict[str, Any]) -> None:
+        opinion = _as(EthicsOpinion, opinion)
         self._require_open()
         if self._status.ethics is None:
             raise ValueError("the dispute was not referred to the ethics committee")
@@ -340,7 +375,8 @@ class DisputeWorkflow:
             raise ValueError("the ethics committee's opinion is already recorded")
 
     @workflow.update
-    async def refer_to_mediation(self, referral: MediationReferral) -> DisputeStatus:
+    async def refer_to_mediation(self, referral: MediationReferral | dict[str, Any]) -> DisputeStatus:
+        referral = _as(MediationReferral, referral)
         s = self._status
         now = workflow.now()
         mediator = referral.mediator or self._cfg.mediator
@@ -387,7 +423,8 @@ class DisputeWorkflow:
         return self._changed()
 
     @refer_to_mediation.validator
-    def _validate_refer_to_mediation(self, referral: MediationReferral) -> None:
+    def _validate_refer_to_mediation(self, referral: MediationReferral | dict[str, Any]) -> None:
+        referral = _as(MediationReferral, referral)
         self._require_open()
         s = self._status
         if s.mediation is not None:
@@ -413,7 +450,8 @@ class DisputeWorkflow:
             raise ValueError("file_complete_at must carry a UTC offset")
 
     @workflow.update
-    async def mediation_outcome(self, outcome: MediationOutcome) -> DisputeStatus:
+    async def mediation_outcome(self, outcome: MediationOutcome | dict[str, Any]) -> DisputeStatus:
+        outcome = _as(MediationOutcome, outcome)
         assert self._mediation_handle is not None
         await self._mediation_handle.signal(MediationWorkflow.record_outcome, outcome)
         await workflow.wait_condition(
@@ -422,13 +460,15 @@ class DisputeWorkflow:
         return self._changed()
 
     @mediation_outcome.validator
-    def _validate_mediation_outcome(self, outcome: MediationOutcome) -> None:
+    def _validate_mediation_outcome(self, outcome: MediationOutcome | dict[str, Any]) -> None:
+        outcome = _as(MediationOutcome, outcome)
         self._require_open()
         if self._status.stage is not DisputeStage.IN_MEDIATION or self._mediation_handle is None:
             raise ValueError(f"no mediation in progress (stage {self._status.stage.value})")
 
     @workflow.update
-    async def satisfaction(self, rating: Satisfaction) -> DisputeStatus:
+    async def satisfaction(self, rating: Satisfaction | dict[str, Any]) -> DisputeStatus:
+        rating = _as(Satisfaction, rating)
         s = self._status
         s.satisfaction = rating
         self._record("satisfaction", f"{rating.score}/5" + (f" — {rating.comment[:200]}" if rating.comment else ""))
@@ -448,7 +488,8 @@ class DisputeWorkflow:
         return self._changed()
 
     @satisfaction.validator
-    def _validate_satisfaction(self, rating: Satisfaction) -> None:
+    def _validate_satisfaction(self, rating: Satisfaction | dict[str, Any]) -> None:
+        rating = _as(Satisfaction, rating)
         s = self._status
         if s.stage is not DisputeStage.CLOSED:
             raise ValueError("satisfaction is asked after closure; the dispute is still open")
@@ -456,18 +497,21 @@ class DisputeWorkflow:
             raise ValueError("a satisfaction score was already given")
 
     @workflow.update
-    def close(self, request: Close) -> DisputeStatus:
+    def close(self, request: Close | dict[str, Any]) -> DisputeStatus:
+        request = _as(Close, request)
         self._close(request.reason)
         return self._changed()
 
     @close.validator
-    def _validate_close(self, request: Close) -> None:
+    def _validate_close(self, request: Close | dict[str, Any]) -> None:
+        request = _as(Close, request)
         self._require_open()
         if self._status.stage is DisputeStage.IN_MEDIATION:
             raise ValueError("mediation in progress: record the mediator's opinion first")
 
     @workflow.update
-    async def correct_category(self, correction: CategoryCorrection) -> DisputeStatus:
+    async def correct_category(self, correction: CategoryCorrection | dict[str, Any]) -> DisputeStatus:
+        correction = _as(CategoryCorrection, correction)
         s = self._status
         predicted = s.triage.category if s.triage else None
         await workflow.execute_activity(
@@ -496,7 +540,8 @@ class DisputeWorkflow:
         return self._changed()
 
     @correct_category.validator
-    def _validate_correct_category(self, correction: CategoryCorrection) -> None:
+    def _validate_correct_category(self, correction: CategoryCorrection | dict[str, Any]) -> None:
+        correction = _as(CategoryCorrection, correction)
         self._require_open()
         if correction.category is self._status.category:
             raise ValueError(f"the category is already {correction.category.value}")
