@@ -6,6 +6,7 @@ money-transfer template), so tests pass real local services.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -27,6 +28,12 @@ from models.settings import Settings
 from models.tables import CaseEvent, CaseRecord, LitigationHandoff, PaymentRecord
 
 log = logging.getLogger("precontentieux.activities")
+
+
+async def _heartbeat(detail: str, every: float = 3.0) -> None:
+    while True:
+        activity.heartbeat(detail)
+        await asyncio.sleep(every)
 
 
 class RecoveryActivities:
@@ -135,7 +142,13 @@ class RecoveryActivities:
             self._sender = self._sender_factory()
         policy = self.policies.for_portfolio(ctx.portfolio)
         activity.logger.info("sending %s %s by %s", ctx.kind.value, ctx.letter_id, ctx.channel.value)
-        return await self._sender.send(ctx, policy.sender)
+        # Heartbeats let the server notice a dead worker within the heartbeat timeout instead
+        # of the whole start-to-close timeout; the retry then looks the letter up first.
+        beating = asyncio.create_task(_heartbeat(ctx.letter_id))
+        try:
+            return await self._sender.send(ctx, policy.sender)
+        finally:
+            beating.cancel()
 
     @activity.defn(name="hand_over_to_litigation")
     def hand_over_to_litigation(self, req: LitigationRequest) -> str:

@@ -249,7 +249,7 @@ class UnpaidPremiumWorkflow:
             try:
                 deposit: DepositRecorded = await workflow.execute_activity(
                     "send_letter", ctx, result_type=DepositRecorded,
-                    start_to_close_timeout=timedelta(minutes=2),
+                    start_to_close_timeout=timedelta(minutes=2), heartbeat_timeout=timedelta(seconds=15),
                     schedule_to_close_timeout=_SEND_WINDOW, retry_policy=_SEND_RETRY,
                 )
                 break
