@@ -72,12 +72,12 @@ async def register_search_attributes(client: Client) -> None:
             raise
 
 
-def make_activities(tmp: Path):
+def make_activities(tmp: Path, database_url: str | None = None):
     from activities.db import make_engine
     from activities.disputes import DisputeActivities
     from models.policy import load_policies
 
-    engine = make_engine(f"sqlite:///{tmp / 'disputes.db'}")
+    engine = make_engine(database_url or f"sqlite:///{tmp / 'disputes.db'}")
     return DisputeActivities(engine, tmp / "letters", load_policies()), engine
 
 
