@@ -118,6 +118,7 @@ class LetterRenderer:
             filename=str(self.templates_dir / "letter.css"), font_config=self._font_config
         )
         self._pool: Executor | None = None
+        self._covered = _covered_codepoints(self.templates_dir / "fonts")
 
     # -- public interface -----------------------------------------------------------------
 
@@ -253,14 +254,19 @@ class LetterRenderer:
                 raise LetterRenderError(f"no template {name!r} in {self.templates_dir}") from exc
 
     def _to_pdf(self, html: str) -> RenderedLetter:
+        # The letter fonts are small Latin subsets embedded whole (no per-letter subsetting).
+        # A character they lack (a Vietnamese name, say) makes WeasyPrint fall back to a
+        # system font; that letter is then written with subsetting, or the whole 750 kB
+        # fallback font would be embedded.
+        full_fonts = not any(ord(ch) not in self._covered for ch in set(html))
         with self._lock:
             document = HTML(string=html, base_url=str(self.templates_dir) + "/").render(
                 stylesheets=[self._stylesheet],
                 font_config=self._font_config,
                 pdf_variant=self.pdf_variant,
-                full_fonts=True,
+                full_fonts=full_fonts,
             )
-            pdf = document.write_pdf(pdf_variant=self.pdf_variant, full_fonts=True)
+            pdf = document.write_pdf(pdf_variant=self.pdf_variant, full_fonts=full_fonts)
         return RenderedLetter(pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(), page_count=len(document.pages))
 
     def _get_pool(self) -> Executor:
@@ -302,6 +308,15 @@ def _available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def _covered_codepoints(fonts_dir: Path) -> frozenset[int]:
+    """Code points every letter font has a glyph for (intersection over the styles)."""
+    from fontTools.ttLib import TTFont
+
+    sets = [set(TTFont(path, lazy=True).getBestCmap()) for path in sorted(fonts_dir.glob("*.ttf"))]
+    covered = set.intersection(*sets) if sets else set()
+    return frozenset(covered | {0x09, 0x0A, 0x0D})  # whitespace in the HTML source
 
 
 def _money_filter(amount: Any, currency: str = "EUR") -> str:

@@ -116,7 +116,8 @@ def context_from_case(
     collective = case.regime in (Regime.MUTUELLE_COLLECTIVE, Regime.PREVOYANCE_COLLECTIVE)
     recipient = case.employer if (collective and case.employer) else case.policyholder
     arrears = case.arrears
-    fees = policy.recovery_fee
+    # Recovery costs are charged by the procedure, never by a friendly reminder.
+    fees = Decimal("0") if kind is LetterKind.REMINDER else policy.recovery_fee
     amount_due = amount_required(arrears, due_during_suspension, fees)
     if letter_date is None:
         letter_date = {
