@@ -57,6 +57,8 @@ class RecoveryPolicy(BaseModel):
     recovery_fee: Decimal = Field(default=Decimal("0"), ge=0)
     notice_announces_termination: bool = True
     send_suspension_letter: bool = False
+    # Acknowledge each partial payment with a letter stating the remaining balance.
+    acknowledge_partial_payments: bool = True
     # Demo only: how many times faster than real time the legal clock runs. 1 in production.
     clock_compression: float = Field(default=1.0, ge=1.0)
     sender: SenderIdentity = Field(default_factory=SenderIdentity)

@@ -48,6 +48,7 @@ class RecoveryState(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     synced_history: int = 0
     pending_payments: list[Payment] = Field(default_factory=list)
+    pending_acknowledgements: list[str] = Field(default_factory=list)  # partial payment ids
     litigation_ref: str | None = None
     closed: bool = False
 

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         UnpaidCase,
     )
+    from models.lre import choose_channel
     from models.policy import RecoveryPolicy
     from models.recovery import CaseSync, LitigationRequest, PaymentEntry, RecoveryState
 
@@ -110,6 +111,11 @@ class UnpaidPremiumWorkflow:
                 )
         while not s.closed:
             await self._flush()
+            while s.pending_acknowledgements and not s.closed and workflow.patched("partial-payment-acknowledgement"):
+                # A partial payment neither stops nor reinstates: it is acknowledged (DOMAIN §1.1).
+                n = len([l for l in s.letters if l.kind is LetterKind.PAYMENT_ACKNOWLEDGEMENT]) + 1
+                await self._send(LetterKind.PAYMENT_ACKNOWLEDGEMENT, self._reminder_channel(), attempt=n)
+                s.pending_acknowledgements.pop(0)
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(args=[case, s])
@@ -172,7 +178,7 @@ class UnpaidPremiumWorkflow:
             s.stage = Stage.SUSPENDED
             self._log("suspended", f"cover suspended at {self._fmt(s.suspension_at)} (L113-3 al. 2)")
             if s.policy and s.policy.send_suspension_letter:
-                await self._send(LetterKind.SUSPENSION_NOTICE, Channel.EMAIL)
+                await self._send(LetterKind.SUSPENSION_NOTICE, self._reminder_channel())
         elif deadline.kind == "reinstatement":
             s.stage = Stage.REINSTATED
             s.closed = True
@@ -303,17 +309,17 @@ class UnpaidPremiumWorkflow:
         )
 
     def _notice_channel(self) -> Channel:
-        p, holder = self.s.policy, self._recipient()
+        """Registered channel for legal letters: LRE needs an e-mail and consent (CPCE L100)."""
+        p = self.s.policy
         assert p is not None
-        if p.notice_channel in (Channel.LRE, Channel.ERE) and not (holder.email and (holder.lre_consent or holder.is_professional)):
-            return p.fallback_channel  # no e-mail or no consent to electronic delivery
-        return p.notice_channel
+        return choose_channel(self._recipient(), p.notice_channel)
 
     def _reminder_channel(self) -> Channel:
-        p, holder = self.s.policy, self._recipient()
+        """Channel for information letters (reminders, confirmations): ERE, else paper."""
+        p = self.s.policy
         assert p is not None
         wanted = p.reminders[min(self.s.reminders_sent, len(p.reminders) - 1)].channel if p.reminders else Channel.ERE
-        return wanted if holder.email else Channel.PAPER
+        return choose_channel(self._recipient(), wanted)
 
     def _recipient(self):
         case = self.s.case
@@ -453,6 +459,8 @@ class UnpaidPremiumWorkflow:
         balance = self._balance()
         if balance > ZERO:
             self._log("payment_partial", f"{_money(p.amount)} received ({p.payment_id}); balance {_money(balance)}: the timeline goes on")
+            if s.policy and s.policy.acknowledge_partial_payments:
+                s.pending_acknowledgements.append(p.payment_id)
             return
         stage = s.held_from_stage if s.stage is Stage.ON_HOLD else s.stage
         self._log("payment_full", f"{_money(p.amount)} received ({p.payment_id}); nothing left due")
