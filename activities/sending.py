@@ -526,7 +526,12 @@ Signal = Callable[[str, LreEvent], Awaitable[Any]]
 
 class LetterReconciler:
     """Polls the provider for letters still waiting past their expected time (lost webhook)
-    and for letters stuck in ``sending`` (a crashed send nobody retried)."""
+    and for letters stuck in ``sending`` (a crashed send nobody retried).
+
+    A letter is asked about when it was deposited more than ``older_than`` ago and was
+    last asked (or changed) more than ``older_than`` ago. Run it every ``older_than`` (e.g.
+    hourly): an outcome whose webhook was lost reaches the case within about two periods;
+    the negligence proof comes at the latest the day after the 15-day window."""
 
     def __init__(self, engine: Engine, lre: LreClient, letters_dir: Path) -> None:
         self.engine = engine
@@ -548,6 +553,9 @@ class LetterReconciler:
                         LetterRecord.channel.in_(electronic),
                         LetterRecord.provider_id.is_not(None),
                         LetterRecord.deposited_at < cutoff,
+                        # polled at most once per ``older_than``: 10,000 letters inside
+                        # their 15-day window must not cost 10,000 calls every run
+                        LetterRecord.updated_at < cutoff,
                     )
                 ).all()
             )
@@ -582,6 +590,7 @@ class LetterReconciler:
                 log.error("reconciliation of %s (%s): %s", rec.letter_id, rec.provider_id, exc)
                 continue
             if mail.status not in FINAL_STATUSES:
+                self.sender_records._update(rec.letter_id)  # remember we asked
                 continue
             key = self.applier.claim(mail, source="reconciliation", provider_event_id=None)
             if key is None:

@@ -80,13 +80,14 @@ async def status(handle) -> CaseStatus:
     return await handle.query("status", result_type=CaseStatus)
 
 
-async def until(env, handle, predicate, *, what: str, rounds: int = 120) -> CaseStatus:
-    """Let workflow time move a little (time-skipping) and real time pass (webhooks)."""
+async def until(env, handle, predicate, *, what: str, rounds: int = 200) -> CaseStatus:
+    """Let workflow time move (time-skipping, up to 100 h: letters leave at the policy's
+    send hour) and real time pass (the simulator's webhooks)."""
     for _ in range(rounds):
         st = await status(handle)
         if predicate(st):
             return st
-        await env.sleep(timedelta(minutes=10))
+        await env.sleep(timedelta(minutes=30))
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}: {st.model_dump_json(indent=1)}")
 
