@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from activities.db import make_engine
 from models.settings import Settings, get_settings
+from starter.api import health, imports, lre_webhook, payments_import, unpaid
 from starter.api.auth import parse_api_keys
 
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         if app.state.temporal is None:
             from starter.temporal_client import connect
 
+            health.install_temporal_metrics()  # before the first client: SDK metrics on /metrics
             app.state.temporal = await connect(settings)
         yield
 
@@ -52,10 +54,11 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.state.engine = make_engine(settings.resolved_database_url)
     app.state.api_keys = parse_api_keys(settings.api_keys)
     app.add_exception_handler(RequestValidationError, _validation_error)
-
-    from starter.api import health, lre_webhook, unpaid
+    health.install(app)  # request metrics, 503 when Temporal is down, JSON 500 for real bugs
 
     app.include_router(health.router)
+    app.include_router(imports.router)  # before unpaid: /import is not a contract id
+    app.include_router(payments_import.router)
     app.include_router(unpaid.router)
     app.include_router(lre_webhook.router)
     import importlib

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from models.payloads import Cancel, CaseStatus, Hold, Payment, UnpaidCase
+from temporalio.service import RPCError, RPCStatusCode
+
 from starter import cases
 from starter.api.auth import require_role
 
@@ -60,17 +62,23 @@ async def list_cases(
     portfolio: str | None = Query(None),
     page_size: int = Query(50, ge=1, le=500),
     page_token: str | None = Query(None),
+    deadline_before: datetime | None = Query(None, description="only cases whose next deadline is at or before this instant"),
     _role: str = Depends(require_role("manager", "operator", "backoffice")),
 ):
     try:
-        token = base64.urlsafe_b64decode(page_token) if page_token else None
-    except ValueError:
+        token = base64.b64decode(page_token.encode(), altchars=b"-_", validate=True) if page_token else None
+    except (ValueError, UnicodeEncodeError):
         return _error(cases.CaseError(422, "page_token is not valid", "page_token"))
     try:
         items, nxt = await cases.list_cases(request.app.state.temporal, stage=stage, portfolio=portfolio,
-                                            page_size=page_size, next_page_token=token)
+                                            page_size=page_size, next_page_token=token,
+                                            deadline_before=deadline_before)
     except cases.CaseError as err:
         return _error(err)
+    except RPCError as err:
+        if token and err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
+            return _error(cases.CaseError(422, "page_token is not valid (it expires with the query)", "page_token"))
+        raise
     return CaseList(items=items, next_page_token=base64.urlsafe_b64encode(nxt).decode() if nxt else None)
 
 
