@@ -86,3 +86,12 @@ def test_clock_states_and_mediation_dates() -> None:
     # R612-5: 90 days from the complete file; L612-2: one year from the complaint.
     assert mediation_last_day(datetime(2027, 3, 1, 15, tzinfo=PARIS)) == date(2027, 5, 30)
     assert mediation_possible_until(datetime(2028, 2, 29, 10, tzinfo=PARIS)) == date(2029, 2, 28)
+
+
+def test_deadlines_cli_uses_the_same_calendar() -> None:
+    """``precontentieux deadlines --dispute`` and the workflow's clocks agree."""
+    from starter.cli_deadlines import dispute_deadlines as cli_deadlines
+
+    for received in (date(2026, 12, 18), date(2026, 12, 28), date(2027, 4, 30), date(2026, 12, 31)):
+        out = cli_deadlines(received)
+        assert (date.fromisoformat(out["acknowledge_by"]), date.fromisoformat(out["answer_by"])) == _clocks(received)

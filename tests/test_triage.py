@@ -22,7 +22,7 @@ from models.triage import (
 def test_dataset_covers_every_category_with_enough_examples() -> None:
     examples = load_examples()
     counts = Counter(e.category for e in examples)
-    assert len(examples) >= 240
+    assert len(examples) >= 300
     assert set(counts) == set(DisputeCategory)
     assert min(counts.values()) >= 30
     assert len({e.text for e in examples}) == len(examples)  # no duplicates
@@ -33,9 +33,13 @@ def test_held_out_accuracy() -> None:
     train, test = split_examples(load_examples())
     assert not {e.text for e in train} & {e.text for e in test}  # the held-out set is unseen
     assert (ev.n_train, ev.n_test) == (len(train), len(test))
-    assert ev.n_test >= 60
-    assert ev.accuracy >= 0.80, ev.errors
-    assert min(ev.per_category.values()) >= 0.6, ev.per_category
+    assert ev.n_test >= 75
+    assert ev.accuracy >= 0.85, ev.errors
+    # The named categories are recognised; "other" is a catch-all of unrelated topics
+    # (data protection, sponsorship, governance…) and the hardest to learn.
+    named = {k: v for k, v in ev.per_category.items() if k != "other"}
+    assert min(named.values()) >= 0.75, ev.per_category
+    assert ev.per_category["other"] >= 0.5, ev.per_category
 
 
 def test_prediction_is_explained_by_its_top_terms() -> None:
