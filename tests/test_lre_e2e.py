@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
-from temporalio.testing import ActivityEnvironment
 from sqlmodel import Session
+from temporalio.testing import ActivityEnvironment
 
 from activities.db import make_engine
 from activities.lre_client import LreClient
@@ -34,11 +34,11 @@ from tests.test_lre_support import (
     HtmlPdfRenderer,
     ServerThread,
     SimAdmin,
-    api_app,
     eventually,
     free_port,
     make_settings,
     make_sim_settings,
+    real_api_app,
 )
 from worker import build_worker
 
@@ -52,7 +52,7 @@ async def stack(env, tmp_path: Path):
     )
     sim.start()
     api = ServerThread(
-        api_app(settings, env.client.service_client.config.target_host, env.client.namespace),
+        real_api_app(settings, env.client.service_client.config.target_host, env.client.namespace),
         api_port,
     ).start()
     engine = make_engine(settings.resolved_database_url)

@@ -233,3 +233,14 @@ def api_app(settings: Settings, temporal_target: str, namespace: str) -> FastAPI
     app.state.api_keys = parse_api_keys(settings.api_keys)
     app.include_router(lre_webhook.router)
     return app
+
+
+def real_api_app(settings: Settings, temporal_target: str, namespace: str) -> FastAPI:
+    """The project's real gateway (``starter.api.app.create_app``) on the test Temporal."""
+    from starter.api.app import create_app
+
+    return create_app(
+        settings.model_copy(
+            update={"temporal_address": temporal_target, "temporal_namespace": namespace}
+        )
+    )

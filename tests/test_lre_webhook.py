@@ -42,6 +42,7 @@ from tests.test_lre_support import (
     letter_ctx,
     make_settings,
     make_sim_settings,
+    real_api_app,
 )
 
 TASK_QUEUE = "lre-webhook-tests"
@@ -87,10 +88,14 @@ class Harness:
         self.webhook_url = f"http://127.0.0.1:{self.api_port}/v1/lre/webhook"
 
     def start_api(self, temporal_target: str | None = None) -> None:
-        target = temporal_target or self.env.client.service_client.config.target_host
-        self.api = ServerThread(
-            api_app(self.settings, target, self.env.client.namespace), self.api_port
-        ).start()
+        """The real gateway app; with ``temporal_target`` (an unreachable one), the same
+        router on a minimal app whose Temporal client connects lazily, so it can start."""
+        if temporal_target is None:
+            target = self.env.client.service_client.config.target_host
+            app = real_api_app(self.settings, target, self.env.client.namespace)
+        else:
+            app = api_app(self.settings, temporal_target, self.env.client.namespace)
+        self.api = ServerThread(app, self.api_port).start()
 
     def stop_api(self) -> None:
         if self.api is not None:
