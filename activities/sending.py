@@ -603,7 +603,25 @@ class LetterReconciler:
                 raise
             self.applier.commit(applied)
             events.append(applied.event)
+        await self.retry_missing_proofs()
         return events
+
+    async def retry_missing_proofs(self) -> int:
+        """Fetch again the proofs whose download failed earlier; returns how many are now
+        archived."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            missing = [
+                (proof, rec.contract_id)
+                for proof in s.exec(select(LetterProof).where(LetterProof.sha256.is_(None)))
+                if (rec := s.get(LetterRecord, proof.letter_id)) is not None
+            ]
+        fixed = 0
+        for proof, contract_id in missing:
+            done = await self.applier.proofs.archive(
+                proof.letter_id, contract_id, proof.kind, proof.url
+            )
+            fixed += done.sha256 is not None
+        return fixed
 
 
 def _no_renderer() -> LetterRenderer:

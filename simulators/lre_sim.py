@@ -208,7 +208,8 @@ class LreSimulator:
         self.token = sim.token or settings.lre_token.get_secret_value()
         self.webhook_url = sim.webhook_url or settings.lre_webhook_url
         self.secret = sim.webhook_secret or settings.lre_webhook_secret.get_secret_value()
-        self.public_url = (sim.public_url or f"http://{sim.host}:{sim.port}").rstrip("/")
+        host = "127.0.0.1" if sim.host in ("0.0.0.0", "::") else sim.host
+        self.public_url = (sim.public_url or f"http://{host}:{sim.port}").rstrip("/")
         self.rng = random.Random(sim.seed)
         self.wakeup = asyncio.Event()
 
@@ -559,6 +560,8 @@ def create_app(settings: Settings | None = None, sim: SimSettings | None = None)
 
     @app.get("/api/proof/{mail_id}/{kind}")
     async def get_proof(mail_id: int, kind: str):
+        if (early := await state.before_call()) is not None:
+            return early
         path = state.data_dir / "proofs" / f"{mail_id}-{kind}.pdf"
         if kind not in AR24_PROOF_FIELDS or not path.exists():
             return _err(404, "proof_not_found", f"no {kind} proof for mail {mail_id}")

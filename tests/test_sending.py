@@ -261,3 +261,43 @@ async def test_reconciliation_recovers_a_send_stuck_in_sending(stack):
     assert stack.record(ctx.letter_id).status == "deposited"
     with Session(stack.engine) as s:
         assert len(s.exec(select(LetterRecord)).all()) == 1
+
+
+async def test_a_proof_that_could_not_be_fetched_is_fetched_by_the_next_reconciliation(stack):
+    ctx = letter_ctx("C-11.r1.formal_notice.1", "C-11", email="j+wait@example.org")
+    dep = await stack.sender.send(ctx, SENDER)
+    with Session(stack.engine) as s:
+        s.delete(s.get(LetterProof, (ctx.letter_id, "deposit")))
+        s.commit()
+    await stack.admin.faults(maintenance=True)
+    proof = await stack.sender.proofs.archive(ctx.letter_id, "C-11", "deposit", dep.proof_url)
+    assert proof.sha256 is None and "maintenance" in proof.error
+    await stack.admin.faults(maintenance=False)
+
+    reconciler = LetterReconciler(stack.engine, stack.lre, stack.settings.letters_dir)
+    assert await reconciler.retry_missing_proofs() == 1
+    with Session(stack.engine) as s:
+        proof = s.get(LetterProof, (ctx.letter_id, "deposit"))
+    data = Path(proof.file_path).read_bytes()
+    assert proof.error is None and hashlib.sha256(data).hexdigest() == proof.sha256
+    assert dep.provider_id.encode() in data
+    assert await reconciler.retry_missing_proofs() == 0
+
+
+async def test_an_abandoned_event_claim_is_taken_over(stack):
+    from activities.sending import STALE_CLAIM, LetterEventApplier
+    from models.lre import LreWebhookEvent, ProviderMail
+
+    applier = LetterEventApplier(stack.engine, stack.lre, stack.settings.letters_dir)
+    mail = ProviderMail(id="77", ref_client="L-77", status="AR", deposited_at=datetime.now(UTC))
+    key = applier.claim(mail, source="webhook", provider_event_id="evt_77_AR")
+    assert key == "77:AR"
+    assert applier.claim(mail, source="webhook", provider_event_id="evt_77_AR") is None
+    with Session(stack.engine) as s:  # the claimant died between signal and commit
+        row = s.get(LreWebhookEvent, key)
+        row.received_at = datetime.now(UTC) - STALE_CLAIM - timedelta(seconds=1)
+        s.add(row)
+        s.commit()
+    assert applier.claim(mail, source="reconciliation", provider_event_id=None) == key
+    applier.release(key)
+    assert applier.claim(mail, source="webhook", provider_event_id=None) == key
