@@ -137,6 +137,11 @@ def register(app: typer.Typer) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
 
+        def _interrupt(_signum, _frame):  # SIGTERM / SIGHUP stop the stack like Ctrl-C
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGHUP, _interrupt)
         me = [sys.executable, "-m", "starter.cli"]
         try:
             temporal = start("temporal", [
