@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import sys
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -312,4 +314,49 @@ async def test_paper_deposit_endpoint_signals_the_deposit(tmp_path, ts_env):
         )
         assert event.occurred_at == datetime(2026, 11, 16, 10, 30, tzinfo=UTC)
         assert h.record(ctx.letter_id).status == "deposited"
+        await handle.terminate()
+
+
+async def test_lre_reconcile_command_signals_an_outcome_whose_webhook_was_lost(tmp_path, ts_env):
+    async with harness(tmp_path, ts_env) as h:
+        handle = await h.start_case("W-5")
+        await h.admin.faults(drop_next=1)
+        dep = await h.sender.send(
+            letter_ctx("W-5.r1.formal_notice.1", "W-5", email="jeanne+refuse@example.org"),
+            SenderIdentity(),
+        )
+
+        async def dropped():
+            return [w for w in await h.admin.webhooks() if w["state"] == "dropped"]
+
+        await eventually(dropped, what="the lost refusal callback")
+        env = os.environ | {
+            "DATA_DIR": str(h.settings.data_dir),
+            "DATABASE_URL": h.settings.resolved_database_url,
+            "LRE_BASE_URL": h.settings.lre_base_url,
+            "LRE_TOKEN": TOKEN,
+            "TEMPORAL_ADDRESS": ts_env.client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": ts_env.client.namespace,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "starter.cli",
+            "lre-reconcile",
+            "--older-than-minutes",
+            "0",
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode == 0, err.decode()
+        [printed] = json.loads(out)
+        assert printed["letter_id"] == "W-5.r1.formal_notice.1" and printed["event"] == "refused"
+        events = await handle.query("lre_events", result_type=list[LreEvent])
+        assert [(e.event, e.provider_id) for e in events] == [
+            (LreEventKind.REFUSED, dep.provider_id)
+        ]
+        assert h.record("W-5.r1.formal_notice.1").status == "refused"
         await handle.terminate()
