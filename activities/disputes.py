@@ -135,10 +135,11 @@ class DisputeActivities:
                         CaseEvent.workflow_id == req.workflow_id,
                         CaseEvent.run_id == req.run_id,
                         CaseEvent.seq >= req.from_seq,
+                        CaseEvent.seq < req.from_seq + len(st.history),
                     )
                 ).all()
             )
-            for seq, entry in enumerate(st.history[req.from_seq:], start=req.from_seq):
+            for seq, entry in enumerate(st.history, start=req.from_seq):
                 if seq in existing:
                     continue
                 db.add(

@@ -408,7 +408,8 @@ class TriageRequest(_Model):
 
 
 class DisputeSync(_Model):
-    """The read model and the history entries not yet written (``from_seq`` onwards)."""
+    """The read model; ``status.history`` holds only the entries not yet written, the
+    first of them at position ``from_seq`` of the workflow's history."""
 
     workflow_id: str
     run_id: str

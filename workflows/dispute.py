@@ -730,9 +730,12 @@ class DisputeWorkflow:
             upto = len(s.history)
             self._dirty_read_model = False
             info = workflow.info()
+            # Only the entries not yet written travel: the activity input stays small.
+            snapshot = self._snapshot()
+            snapshot.history = snapshot.history[self._synced:upto]
             await workflow.execute_activity(
                 "dispute_sync",
-                DisputeSync(workflow_id=info.workflow_id, run_id=info.run_id, status=self._snapshot(), from_seq=self._synced),
+                DisputeSync(workflow_id=info.workflow_id, run_id=info.run_id, status=snapshot, from_seq=self._synced),
                 **_ACTIVITY,
             )
             self._synced = upto
