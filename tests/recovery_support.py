@@ -112,3 +112,22 @@ async def paris_today(env: WorkflowEnvironment) -> date:
 
 def one_second() -> timedelta:
     return timedelta(seconds=1)
+
+
+class GatedProvider(ProviderDouble):
+    """Holds every formal notice inside the activity until the test opens the gate, so a
+    message can arrive while the letter is being sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import asyncio
+
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    @activity.defn(name="send_letter")
+    async def send_letter(self, ctx: LetterContext) -> DepositRecorded:
+        if ctx.kind.value == "formal_notice":
+            self.waiting.set()
+            await self.gate.wait()
+        return await ProviderDouble.send_letter(self, ctx)

@@ -197,3 +197,35 @@ async def test_hold_and_resume_move_deadlines(ts_env, tmp_path):
         assert st.suspension_at.astimezone(cal.PARIS).hour == 0
         await handle.signal("cancel", {"reason": "written off"})
         assert (await handle.result()).stage.value == "cancelled"
+
+
+async def test_messages_arriving_while_the_notice_is_being_sent(ts_env, tmp_path):
+    """Full payment or a hold during the send must not be overwritten by the deposit."""
+    import asyncio
+
+    from tests.recovery_support import GatedProvider
+
+    for message in ("payment", "hold"):
+        provider = GatedProvider()
+        async with recovery_worker(ts_env.client, tmp_path / message, provider=provider) as (tq, _, _):
+            due = await paris_today(ts_env) - timedelta(days=20)
+            handle = await start_case(ts_env.client, make_case(due=due), tq)
+            await asyncio.wait_for(provider.waiting.wait(), 30)
+            if message == "payment":
+                st = await handle.execute_update(
+                    "register_payment",
+                    Payment(payment_id="EARLY", amount=Decimal("120"), received_at=await ts_env.get_current_time()),
+                    result_type=CaseStatus)
+                assert st.stage.value == "regularized"
+            else:
+                await handle.signal("hold", {"reason": "disputed"})
+            provider.gate.set()
+            if message == "payment":
+                result = await handle.result()
+                assert result.stage.value == "regularized" and result.notice_sent_at is not None
+            else:
+                await ts_env.sleep(S)
+                st = await status(handle)
+                assert st.stage.value == "on_hold" and st.held_from_stage.value == "notice_sent"
+                await handle.signal("cancel", {"reason": "test over"})
+                await handle.result()

@@ -212,7 +212,7 @@ class UnpaidPremiumWorkflow:
         s.notice_sent_at = at
         s.suspension_at = _later(sched.suspension_at, s.stated_suspension_at)
         s.termination_at = _later(sched.termination_at, s.stated_termination_at)
-        s.stage = Stage.NOTICE_SENT
+        self._enter(Stage.NOTICE_SENT)
         self._log(
             "notice_sent",
             f"formal notice deposited {self._fmt(at)}; suspension {self._fmt(s.suspension_at)}, "
@@ -464,7 +464,11 @@ class UnpaidPremiumWorkflow:
             return
         stage = s.held_from_stage if s.stage is Stage.ON_HOLD else s.stage
         self._log("payment_full", f"{_money(p.amount)} received ({p.payment_id}); nothing left due")
-        if stage is Stage.SUSPENDED:
+        if stage is Stage.TERMINATED:
+            # Paid while the termination is being carried out: the contract stays terminated,
+            # the balance is settled so nothing goes to litigation.
+            self._log("payment_after_termination", "balance settled; the termination stands")
+        elif stage is Stage.SUSPENDED:
             paid_at = min(self._virtual(p.received_at), self._now()) if self._k == 1 else self._now()
             s.reinstatement_at = cal.reinstatement_at(paid_at)
             s.stage, s.held_from_stage, s.hold_reason, s.hold_until = Stage.SUSPENDED, None, None, None
@@ -504,6 +508,17 @@ class UnpaidPremiumWorkflow:
         else:
             self._log(f"letter_{e.event.value}", f"{letter.kind.value}: {e.event.value} (does not change the timeline)")
         self._wake = True
+
+    def _enter(self, stage: Stage) -> None:
+        """Move to ``stage`` after an await: a case closed or put on hold meanwhile keeps
+        that state (a hold resumes into the new stage)."""
+        s = self.s
+        if s.closed:
+            return
+        if s.stage is Stage.ON_HOLD:
+            s.held_from_stage = stage
+        else:
+            s.stage = stage
 
     def _resume(self, why: str) -> None:
         s = self.s
