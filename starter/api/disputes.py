@@ -4,6 +4,8 @@
 - ``GET /v1/disputes/{dispute_id}`` (manager, operator, backoffice) queries ``status``.
 - ``POST /v1/disputes/{dispute_id}/{action}`` sends the message ``action`` (an update: the
   answer is the new status, or a 409 with the reason the workflow refused it).
+- ``GET /v1/disputes?stage=&category=&sla=`` lists disputes from Temporal visibility
+  (search attributes ``DisputeStage``, ``DisputeCategory``, ``SlaStatus``, ``SlaDueAt``).
 - ``GET /v1/disputes/kpis`` (manager): resolution, handling time, satisfaction and SLA
   breaches per category, from the read model.
 
@@ -16,7 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+import base64
+import binascii
+
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, select
@@ -29,6 +34,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from models import search_attributes as sa
 from models.disputes import (
     Acknowledge,
     CategoryCorrection,
@@ -37,7 +43,9 @@ from models.disputes import (
     CustomerReply,
     Decision,
     Dispute,
+    DisputeCategory,
     DisputeRecord,
+    DisputeStage,
     DisputeStatus,
     Escalation,
     EthicsOpinion,
@@ -46,6 +54,7 @@ from models.disputes import (
     MediationOutcome,
     MediationReferral,
     Satisfaction,
+    SlaState,
 )
 from starter.api.auth import require_role
 
@@ -153,6 +162,55 @@ async def act(client: Client, dispute_id: str, action: str, payload: Any) -> Dis
         raise (_not_found(err, dispute_id) or err) from None
 
 
+def visibility_query(stage: str | None, category: str | None, sla: str | None) -> str:
+    """Only enum values reach the query string (no injection through the filters)."""
+    parts = ['WorkflowType = "DisputeWorkflow"']
+    for name, value, enum in (
+        ("stage", stage, DisputeStage), ("category", category, DisputeCategory), ("sla", sla, SlaState)
+    ):
+        if value is None:
+            continue
+        try:
+            enum(value)
+        except ValueError:
+            raise DisputeError(
+                422, f"unknown {name} {value!r}; expected one of {', '.join(e.value for e in enum)}", name
+            ) from None
+    if stage:
+        parts.append(f'{sa.DISPUTE_STAGE.name} = "{stage}"')
+    if category:
+        parts.append(f'{sa.DISPUTE_CATEGORY.name} = "{category}"')
+    if sla:
+        parts.append(f'{sa.SLA_STATUS.name} = "{sla}"')
+    return " AND ".join(parts)
+
+
+async def list_disputes(
+    client: Client, *, stage: str | None = None, category: str | None = None, sla: str | None = None,
+    page_size: int = 50, next_page_token: bytes | None = None,
+) -> tuple[list[dict[str, Any]], bytes | None]:
+    it = client.list_workflows(
+        visibility_query(stage, category, sla), page_size=page_size, next_page_token=next_page_token
+    )
+    await it.fetch_next_page()
+    items = []
+    for wf in it.current_page or []:
+        attrs = wf.typed_search_attributes
+        due = attrs.get(sa.SLA_DUE_AT)
+        items.append({
+            "dispute_id": wf.id.removeprefix("dispute-"),
+            "workflow_id": wf.id,
+            "run_id": wf.run_id,
+            "status": wf.status.name.lower() if wf.status else None,
+            "stage": attrs.get(sa.DISPUTE_STAGE),
+            "category": attrs.get(sa.DISPUTE_CATEGORY),
+            "sla_status": attrs.get(sa.SLA_STATUS),
+            "sla_due_at": due.isoformat() if due else None,
+            "started_at": wf.start_time.isoformat() if wf.start_time else None,
+        })
+    return items, it.next_page_token
+
+
 # ---------------------------------------------------------------------- HTTP
 
 
@@ -185,6 +243,35 @@ async def post_dispute(
     except DisputeError as err:
         return err.response()
     return OpenedDispute(dispute_id=dispute.dispute_id, workflow_id=handle.id, run_id=handle.result_run_id)
+
+
+class DisputeList(BaseModel):
+    items: list[dict[str, Any]]
+    next_page_token: str | None
+
+
+@router.get("", response_model=DisputeList)
+async def get_disputes(
+    request: Request,
+    stage: str | None = Query(None, description="DisputeStage, e.g. in_progress"),
+    category: str | None = Query(None, description="DisputeCategory, e.g. premiums"),
+    sla: str | None = Query(None, description="SlaStatus: on_track, at_risk, breached, met, paused"),
+    page_size: int = Query(50, ge=1, le=500),
+    page_token: str | None = Query(None),
+    _role: str = Depends(require_role("manager", "operator", "backoffice")),
+):
+    try:
+        token = base64.urlsafe_b64decode(page_token) if page_token else None
+    except (ValueError, binascii.Error):
+        return DisputeError(422, "page_token is not valid", "page_token").response()
+    try:
+        items, nxt = await list_disputes(
+            request.app.state.temporal, stage=stage, category=category, sla=sla,
+            page_size=page_size, next_page_token=token,
+        )
+    except DisputeError as err:
+        return err.response()
+    return DisputeList(items=items, next_page_token=base64.urlsafe_b64encode(nxt).decode() if nxt else None)
 
 
 @router.get("/kpis", response_model=list[CategoryKpi])
