@@ -54,7 +54,7 @@ class RecoveryActivities:
         self._renderer: Any = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "RecoveryActivities":
+    def from_settings(cls, settings: Settings) -> RecoveryActivities:
         engine = make_engine(settings.resolved_database_url)
 
         def renderer_factory():
@@ -168,7 +168,7 @@ class RecoveryActivities:
         path.write_bytes(rendered.pdf)
         assert hashlib.sha256(rendered.pdf).hexdigest() == rendered.sha256
         evidence = {
-            "letters": [l.model_dump(mode="json") for l in req.status.letters],
+            "letters": [lt.model_dump(mode="json") for lt in req.status.letters],
             "summary_sha256": rendered.sha256,
             "history": [h.model_dump(mode="json") for h in req.status.history],
         }

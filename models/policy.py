@@ -64,7 +64,7 @@ class RecoveryPolicy(BaseModel):
     sender: SenderIdentity = Field(default_factory=SenderIdentity)
 
     @model_validator(mode="after")
-    def _reminders_sorted(self) -> "RecoveryPolicy":
+    def _reminders_sorted(self) -> RecoveryPolicy:
         self.reminders = sorted(self.reminders, key=lambda r: r.offset_days)
         return self
 

@@ -6,8 +6,8 @@ The very functions the workflows use (models.calendar); JSON with ``--json``.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
-from typing import Any, Optional
+from datetime import date, datetime
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ def _parse_instant(value: str, option: str) -> datetime:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO-8601 date or datetime", param_hint=option)
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 date or datetime", param_hint=option) from None
     if dt.tzinfo is None:
         # A bare date or local time is read as Paris local time.
         dt = dt.replace(tzinfo=cal.PARIS)
@@ -70,14 +70,14 @@ def dispute_deadlines(received: date, *, alsace_moselle: bool = False) -> dict[s
 def register(app: typer.Typer) -> None:
     @app.command()
     def deadlines(
-        regime: Optional[Regime] = typer.Option(None, help="Recovery regime (iard, mutuelle_individuelle, …)."),
-        due: Optional[str] = typer.Option(None, help="Due date of the unpaid instalment (YYYY-MM-DD)."),
-        notice_sent: Optional[str] = typer.Option(None, help="Certified sending instant of the notice (ISO-8601)."),
-        paid_at: Optional[str] = typer.Option(None, help="Instant of the full payment (ISO-8601)."),
+        regime: Regime | None = typer.Option(None, help="Recovery regime (iard, mutuelle_individuelle, …)."),
+        due: str | None = typer.Option(None, help="Due date of the unpaid instalment (YYYY-MM-DD)."),
+        notice_sent: str | None = typer.Option(None, help="Certified sending instant of the notice (ISO-8601)."),
+        paid_at: str | None = typer.Option(None, help="Instant of the full payment (ISO-8601)."),
         portfolio: str = typer.Option("default", help="Portfolio whose policy applies."),
         compulsory_membership: bool = typer.Option(False, help="Compulsory membership: no suspension/termination."),
         dispute: bool = typer.Option(False, "--dispute", help="Compute the complaint SLA deadlines instead."),
-        received: Optional[str] = typer.Option(None, help="Date the complaint was received (YYYY-MM-DD)."),
+        received: str | None = typer.Option(None, help="Date the complaint was received (YYYY-MM-DD)."),
         alsace_moselle: bool = typer.Option(False, help="Add the Alsace-Moselle holidays."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:

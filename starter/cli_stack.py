@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
             for name, proc in reversed(procs):
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT if name == "temporal" else signal.SIGTERM)
-            for name, proc in reversed(procs):
+            for _name, proc in reversed(procs):
                 try:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -180,6 +180,6 @@ def register(app: typer.Typer) -> None:
             typer.echo("\nstopping…")
         except RuntimeError as err:
             typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         finally:
             stop_all()

@@ -4,7 +4,6 @@ simulator and API processes."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import Counter
@@ -39,13 +38,13 @@ async def test_sigkill_worker_during_sends_loses_nothing_and_sends_once(dev_env,
             return [await client.get_workflow_handle(f"unpaid-{c}").query("status") for c in contracts]
 
         def all_noticed(sts):
-            return all(any(l["kind"] == "formal_notice" and l["status"] in ("deposited", "accepted") for l in s["letters"])
+            return all(any(lt["kind"] == "formal_notice" and lt["status"] in ("deposited", "accepted") for lt in s["letters"])
                        for s in sts)
 
         sts = await poll(statuses, all_noticed, timeout=120)
         for s in sts:
             assert s["stage"] == "notice_sent"
-            assert [l["kind"] for l in s["letters"]].count("formal_notice") == 1
+            assert [lt["kind"] for lt in s["letters"]].count("formal_notice") == 1
         async with httpx.AsyncClient(base_url=stack.sim_url, timeout=30,
                                      headers={"Authorization": "Bearer dev-lre-token"}) as sim:
             mails = (await sim.get("/api/_admin/mails")).json()

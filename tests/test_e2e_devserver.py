@@ -64,9 +64,9 @@ async def test_worker_process_end_to_end_through_names_only(dev_env, tmp_path: P
             return await handle.query("status")
 
         # 2. the notice is deposited at the provider and the receipt webhook comes back as a signal
-        st = await poll(status, lambda s: any(l["kind"] == "formal_notice" and l["status"] == "accepted" for l in s["letters"]))
+        st = await poll(status, lambda s: any(lt["kind"] == "formal_notice" and lt["status"] == "accepted" for lt in s["letters"]))
         assert st["stage"] == "notice_sent"
-        notice = next(l for l in st["letters"] if l["kind"] == "formal_notice")
+        notice = next(lt for lt in st["letters"] if lt["kind"] == "formal_notice")
         assert notice["proofs"].get("deposit") and notice["proofs"].get("accepted")
         sched = cal.notice_schedule(datetime.fromisoformat(st["notice_sent_at"]), cal.DelayRules())
         assert datetime.fromisoformat(st["suspension_at"]) == sched.suspension_at

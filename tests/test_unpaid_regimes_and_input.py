@@ -195,8 +195,8 @@ async def test_permanent_provider_error_falls_back_to_paper(ts_env, tmp_path):
         handle = await start_case(ts_env.client, make_case(due=due), tq)
         await ts_env.sleep(timedelta(days=1, minutes=5))
         st = await status(handle)
-        notices = [l for l in st.letters if l.kind.value == "formal_notice"]
-        assert [(l.channel.value, l.status) for l in notices] == [("lre", "failed"), ("paper", "awaiting_deposit")]
+        notices = [lt for lt in st.letters if lt.kind.value == "formal_notice"]
+        assert [(lt.channel.value, lt.status) for lt in notices] == [("lre", "failed"), ("paper", "awaiting_deposit")]
         assert any(h.kind == "channel_fallback" for h in st.history)
         assert st.stage.value == "grace" and st.suspension_at is None
         await handle.signal("cancel", {"reason": "test over"})

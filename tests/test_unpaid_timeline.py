@@ -107,7 +107,7 @@ async def test_payment_during_suspension_reinstates_at_noon_next_day(ts_env, tmp
         assert (await status(handle)).stage.value == "suspended"
         result = await handle.result()
         assert result.stage.value == "reinstated"
-        assert "reinstatement" in [l.kind.value for l in result.letters]
+        assert "reinstatement" in [lt.kind.value for lt in result.letters]
 
 
 async def test_partial_payments_lower_balance_but_change_no_deadline(ts_env, tmp_path):
@@ -164,7 +164,7 @@ async def test_refused_and_negligence_change_nothing(ts_env, tmp_path):
         handle = await start_case(client, make_case(due=due), tq)
         await ts_env.sleep(timedelta(hours=1))
         before = await status(handle)
-        notice = next(l for l in before.letters if l.kind.value == "formal_notice")
+        notice = next(lt for lt in before.letters if lt.kind.value == "formal_notice")
         now = await ts_env.get_current_time()
         await handle.signal("lre_event", {"letter_id": notice.letter_id, "event": "refused", "occurred_at": now.isoformat()})
         await ts_env.sleep(timedelta(days=16))
@@ -173,7 +173,7 @@ async def test_refused_and_negligence_change_nothing(ts_env, tmp_path):
         await ts_env.sleep(S)
         st = await status(handle)
         assert st.suspension_at == before.suspension_at and st.termination_at == before.termination_at
-        letter = next(l for l in st.letters if l.letter_id == notice.letter_id)
+        letter = next(lt for lt in st.letters if lt.letter_id == notice.letter_id)
         assert letter.status == "negligence" and letter.proofs["negligence"] == "https://lre.example/proof/neg"
         assert (await handle.result()).stage.value == "litigation"
 

@@ -31,15 +31,15 @@ with workflow.unsafe.imports_passed_through():
     from models import calendar as cal
     from models import search_attributes as sa
     from models.letters import LetterContext
+    from models.lre import choose_channel
     from models.payloads import (
-        CLOSED_STAGES,
         Cancel,
         CaseStatus,
         Channel,
         Deadline,
         DepositRecorded,
-        Hold,
         HistoryEntry,
+        Hold,
         Installment,
         LetterInfo,
         LetterKind,
@@ -50,7 +50,6 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         UnpaidCase,
     )
-    from models.lre import choose_channel
     from models.policy import RecoveryPolicy
     from models.recovery import CaseSync, LitigationRequest, PaymentEntry, RecoveryState
 
@@ -113,7 +112,7 @@ class UnpaidPremiumWorkflow:
             await self._flush()
             while s.pending_acknowledgements and not s.closed and workflow.patched("partial-payment-acknowledgement"):
                 # A partial payment neither stops nor reinstates: it is acknowledged (DOMAIN §1.1).
-                n = len([l for l in s.letters if l.kind is LetterKind.PAYMENT_ACKNOWLEDGEMENT]) + 1
+                n = len([lt for lt in s.letters if lt.kind is LetterKind.PAYMENT_ACKNOWLEDGEMENT]) + 1
                 await self._send(LetterKind.PAYMENT_ACKNOWLEDGEMENT, self._reminder_channel(), attempt=n)
                 s.pending_acknowledgements.pop(0)
             if workflow.info().is_continue_as_new_suggested():
@@ -330,7 +329,7 @@ class UnpaidPremiumWorkflow:
     def _notice_awaiting_deposit(self) -> bool:
         s = self.s
         return any(
-            l.letter_id == s.notice_letter_id and l.status == "awaiting_deposit" for l in s.letters
+            lt.letter_id == s.notice_letter_id and lt.status == "awaiting_deposit" for lt in s.letters
         )
 
     # ------------------------------------------------------------------ messages
@@ -365,7 +364,7 @@ class UnpaidPremiumWorkflow:
         except ValidationError as exc:
             self._reject("lre_event", _errors(exc))
             return
-        letter = next((l for l in self.s.letters if l.letter_id == event.letter_id), None)
+        letter = next((lt for lt in self.s.letters if lt.letter_id == event.letter_id), None)
         if letter is None:
             self._reject("lre_event", f"unknown letter_id {event.letter_id!r}")
             return
@@ -595,7 +594,7 @@ class UnpaidPremiumWorkflow:
             amount_due=self._amount_due(), amount_paid=s.amount_paid, balance=self._balance(),
             notice_sent_at=s.notice_sent_at, suspension_at=s.suspension_at,
             termination_at=s.termination_at, reinstatement_at=s.reinstatement_at,
-            next_deadline=deadline, letters=[l.model_copy() for l in s.letters],
+            next_deadline=deadline, letters=[lt.model_copy() for lt in s.letters],
             history=list(s.history), payment_ids=list(s.applied_payment_ids), held_from_stage=s.held_from_stage, hold_reason=s.hold_reason,
             compressed_clock=self._k, closed=s.closed,
         )
@@ -665,8 +664,8 @@ class UnpaidPremiumWorkflow:
             lines.append("")
             lines.append("| letter | channel | status |")
             lines.append("|---|---|---|")
-            for l in st.letters[-5:]:
-                lines.append(f"| {l.kind.value} #{l.attempt} | {l.channel.value} | {l.status} |")
+            for lt in st.letters[-5:]:
+                lines.append(f"| {lt.kind.value} #{lt.attempt} | {lt.channel.value} | {lt.status} |")
         if s.history:
             last = s.history[-1]
             lines.append("")
