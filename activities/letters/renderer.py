@@ -17,13 +17,16 @@ import logging
 import multiprocessing
 import os
 import threading
+import zlib
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import pydyf
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
@@ -119,6 +122,7 @@ class LetterRenderer:
         )
         self._pool: Executor | None = None
         self._covered = _covered_codepoints(self.templates_dir / "fonts")
+        self._deflated_fonts: dict[bytes, bytes] = {}
 
     # -- public interface -----------------------------------------------------------------
 
@@ -144,11 +148,21 @@ class LetterRenderer:
         size = -(-len(items) // n_chunks)
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         results: list[RenderedLetter] = []
-        for part in pool.map(_render_chunk, [(str(self.templates_dir), self.pdf_variant, c) for c in chunks]):
-            results.extend(part)
+        try:
+            for part in pool.map(_render_chunk, [(str(self.templates_dir), self.pdf_variant, c) for c in chunks]):
+                results.extend(part)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory, or a caller script without an
+            # ``if __name__ == "__main__"`` guard, which spawned workers re-import): the
+            # batch is still rendered, in this process.
+            log.warning("letter render pool broken; rendering %d letters in-process", len(items))
+            self.close()
+            self.workers = 1
+            return [self.render(ctx, sender) for ctx, sender in items]
         return results
 
     def close(self) -> None:
+        """Stop the batch worker processes, if any were started."""
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
@@ -266,8 +280,33 @@ class LetterRenderer:
                 pdf_variant=self.pdf_variant,
                 full_fonts=full_fonts,
             )
-            pdf = document.write_pdf(pdf_variant=self.pdf_variant, full_fonts=full_fonts)
+            pdf = document.write_pdf(
+                pdf_variant=self.pdf_variant,
+                full_fonts=full_fonts,
+                finisher=self._reuse_compressed_fonts if full_fonts else None,
+            )
         return RenderedLetter(pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(), page_count=len(document.pages))
+
+    def _reuse_compressed_fonts(self, document: Any, pdf: Any) -> None:
+        """WeasyPrint deflates (level 9) every embedded font file on every letter; ours are
+        the same few files each time, so each is deflated once per renderer and its
+        compressed bytes reused. The PDF written is byte-identical (same zlib settings as
+        pydyf, same dictionary keys in the same order)."""
+        for obj in pdf.objects:
+            if not (isinstance(obj, pydyf.Stream) and obj.compress and "Length1" in obj.extra):
+                continue
+            if len(obj.stream) != 1 or not isinstance(obj.stream[0], bytes):
+                continue
+            raw = obj.stream[0]
+            packed = self._deflated_fonts.get(raw)
+            if packed is None:
+                deflate = zlib.compressobj(level=9)
+                packed = deflate.compress(raw) + deflate.flush()
+                if len(self._deflated_fonts) < 8:
+                    self._deflated_fonts[raw] = packed
+            obj.stream = [packed]
+            obj.compress = False
+            obj.extra["Filter"] = "/FlateDecode"
 
     def _get_pool(self) -> Executor:
         with self._lock:
