@@ -9,6 +9,7 @@ Same validation and errors as the HTTP API (starter/api/disputes.py):
     precontentieux disputes triage "Hausse de cotisation" "Ma cotisation passe de 78 à 96 €"
     precontentieux disputes triage-eval
     precontentieux disputes triage-export-corrections
+    precontentieux disputes demo                          # demo disputes at every stage
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.disputes import CATEGORY_LABELS_FR, Dispute, DisputeStatus
+from models.disputes import CATEGORY_LABELS_FR, Dispute, DisputeStatus, Member
 
 console = Console()
 app = typer.Typer(help="Complaints and disputes (réclamations): open, follow, act, triage.", no_args_is_help=True)
@@ -264,3 +265,67 @@ def export_corrections(engine, path: Path) -> int:
                 db.add(row)
         db.commit()
         return len(rows)
+
+
+# ---------------------------------------------------------------------- demo
+
+
+async def seed_demo_disputes(client, task_queue: str, now: datetime, *, prefix: str = "DEMO") -> list[str]:
+    """Open demo disputes at different stages so the Temporal UI shows each SLA state.
+
+    Receipt dates are in the past so the clocks are already at risk or breached: the
+    workflows fire the missed alerts at once. Returns the dispute ids (already open ones
+    are left as they are, so this is safe to re-run)."""
+    from datetime import timedelta
+
+    from starter.api.disputes import DisputeError, act, open_dispute
+
+    demo = [
+        # (suffix, days ago, category or None for triage, subject, description, actions)
+        ("1", 0, None, "Hausse de cotisation injustifiée",
+         "Ma cotisation passe de 78 à 96 euros au 1er janvier sans explication.", []),
+        ("2", 9, "reimbursement", "Remboursement dentaire insuffisant",
+         "Ma couronne n'a été remboursée que 120 euros.", [("assign", {"name": "Julie Martin"})]),
+        ("3", 20, "service_quality", "Impossible de joindre le service client",
+         "Quarante-cinq minutes d'attente puis la ligne coupe.", []),
+        ("4", 50, "guarantees", "Délai de carence appliqué à tort",
+         "On m'oppose six mois de carence malgré un changement de mutuelle sans interruption.",
+         [("acknowledge", {}), ("assign", {"name": "Karim Benali"})]),
+        ("5", 30, "termination", "Résiliation non prise en compte",
+         "Vous prélevez encore après ma lettre de résiliation.",
+         [("acknowledge", {}), ("respond", {"outcome": "rejected",
+                                            "text": "Votre demande est arrivée après l'échéance annuelle."}),
+          ("customer_reply", {"accepts": False, "text": "Je conteste"}), ("refer_to_mediation", {})]),
+        ("6", 12, "reimbursement", "Lunettes non remboursées",
+         "Facture d'opticien envoyée il y a six semaines.",
+         [("acknowledge", {}), ("respond", {"outcome": "upheld", "text": "Remboursement effectué.",
+                                            "amount": "180.00"}),
+          ("customer_reply", {"accepts": True})]),
+    ]
+    ids = []
+    for suffix, days, category, subject, description, actions in demo:
+        dispute = Dispute(
+            dispute_id=f"{prefix}-{suffix}",
+            member=Member(name=f"Membre démo {suffix}", email=f"membre{suffix}@example.org"),
+            received_at=now - timedelta(days=days),
+            channel="portal",
+            subject=subject,
+            description=description,
+            category=category,
+        )
+        ids.append(dispute.dispute_id)
+        try:
+            await open_dispute(client, dispute, task_queue)
+        except DisputeError:
+            continue  # already seeded
+        for action, payload in actions:
+            await act(client, dispute.dispute_id, action, payload)
+    return ids
+
+
+@app.command("demo")
+def demo() -> None:
+    """Open demo disputes at different stages (safe to re-run)."""
+    ids = _run(lambda client, settings: seed_demo_disputes(client, settings.temporal_task_queue,
+                                                           datetime.now(timezone.utc)))
+    console.print(f"demo disputes: {', '.join(ids)}")

@@ -33,6 +33,7 @@ async def api(ts_env, tmp_path):
     worker = build_worker(ts_env.client, settings, activities=acts.all())
     async with worker:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+            http.settings = settings  # type: ignore[attr-defined]
             yield http, ts_env
 
 
@@ -137,3 +138,24 @@ async def test_errors_are_json_with_field_and_reason(api):
     assert r.status_code == 200
     r = await http.post(f"/v1/disputes/{did}/close", headers=OPS)
     assert r.status_code == 409 and "closed" in r.json()["detail"]
+
+
+async def test_demo_disputes_cover_every_stage(api):
+    from starter.api.disputes import dispute_status
+    from starter.cli_disputes import seed_demo_disputes
+
+    http, env = api
+    app_queue = http.settings.temporal_task_queue
+    now = await env.get_current_time()
+    ids = await seed_demo_disputes(env.client, app_queue, now, prefix=f"DM{uuid.uuid4().hex[:4]}")
+    assert await seed_demo_disputes(env.client, app_queue, now, prefix=ids[0].rsplit("-", 1)[0]) == ids  # re-run
+    for _ in range(100):  # triage runs as the first activity of DEMO-1
+        if (await dispute_status(env.client, ids[0])).category_source == "triage":
+            break
+        await asyncio.sleep(0.1)
+    statuses = {i: await dispute_status(env.client, i) for i in ids}
+    stages = {i: s.stage.value for i, s in statuses.items()}
+    assert sorted(set(stages.values())) == ["closed", "in_mediation", "in_progress", "received"]
+    assert statuses[ids[0]].category.value == "premiums"  # triaged
+    assert statuses[ids[2]].clocks[0].state.value == "breached"  # 20 days, never acknowledged
+    assert statuses[ids[3]].clocks[1].state.value == "at_risk"  # 50 of 60 days
