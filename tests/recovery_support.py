@@ -131,3 +131,21 @@ class GatedProvider(ProviderDouble):
             self.waiting.set()
             await self.gate.wait()
         return await ProviderDouble.send_letter(self, ctx)
+
+
+class DownProvider(ProviderDouble):
+    """A provider that answers 5xx until ``down`` is cleared (retryable failures)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.calls = 0
+
+    @activity.defn(name="send_letter")
+    async def send_letter(self, ctx: LetterContext) -> DepositRecorded:
+        self.calls += 1
+        if self.down and ctx.kind.value == "formal_notice":
+            from temporalio.exceptions import ApplicationError
+
+            raise ApplicationError("provider answered 503 maintenance", type="LreMaintenance")
+        return await ProviderDouble.send_letter(self, ctx)

@@ -201,3 +201,31 @@ async def test_permanent_provider_error_falls_back_to_paper(ts_env, tmp_path):
         assert st.stage.value == "grace" and st.suspension_at is None
         await handle.signal("cancel", {"reason": "test over"})
         await handle.result()
+
+
+async def test_provider_down_shows_a_delivery_problem_then_recovers_or_is_abandoned(ts_env, tmp_path):
+    from tests.recovery_support import DownProvider
+
+    for outcome in ("recovers", "cancelled"):
+        provider = DownProvider()
+        async with recovery_worker(ts_env.client, tmp_path / outcome, provider=provider) as (tq, _, _):
+            due = await paris_today(ts_env) - timedelta(days=20)
+            handle = await start_case(ts_env.client, make_case(due=due), tq)
+            await ts_env.sleep(timedelta(minutes=40))  # past the 30-minute send window
+            st = await status(handle)
+            assert any(h.kind == "delivery_problem" for h in st.history), [h.kind for h in st.history]
+            assert st.stage.value == "grace" and provider.calls > 1
+            if outcome == "recovers":
+                provider.down = False
+                await ts_env.sleep(timedelta(minutes=20))
+                st = await status(handle)
+                assert st.stage.value == "notice_sent"
+                assert [lt.kind.value for lt in st.letters].count("formal_notice") == 1
+                assert any(h.kind == "delivery_restored" for h in st.history)
+                await handle.signal("cancel", {"reason": "test over"})
+            else:
+                await handle.signal("cancel", {"reason": "contract sold"})
+            result = await handle.result()
+            if outcome == "cancelled":
+                assert result.stage.value == "cancelled"
+                assert result.letters[-1].status == "abandoned"

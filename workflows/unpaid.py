@@ -270,7 +270,15 @@ class UnpaidPremiumWorkflow:
                 s.delivery_problem = f"{channel.value} provider unavailable since {self._fmt(self._now())}; retrying"
                 self._log("delivery_problem", s.delivery_problem)
                 await self._flush()
-                await workflow.sleep(_SEND_PAUSE)
+                try:
+                    await workflow.wait_condition(lambda: s.closed, timeout=_SEND_PAUSE)
+                except TimeoutError:
+                    pass
+                if s.closed:
+                    # Cancelled or settled meanwhile: stop insisting (a retry would reuse the id anyway).
+                    info.status, s.delivery_problem = "abandoned", None
+                    self._log("letter_abandoned", f"{kind.value} #{attempt}: case closed while the provider was down")
+                    return None
         if s.delivery_problem:
             self._log("delivery_restored", f"{kind.value} delivered after provider outage")
             s.delivery_problem = None
