@@ -151,17 +151,18 @@ class DisputeWorkflow:
         self._mediation_task: asyncio.Task | None = None
         self._flush_lock = asyncio.Lock()
         self._dirty_read_model = True
+        # Recorded here, not in run(): an update delivered with the first task runs before.
+        self._record("received", f"{dispute.channel}: {dispute.subject}")
+        for clock in self._status.clocks:
+            self._record(
+                f"clock_{clock.kind.value}",
+                f"dû au plus tard le {clock.last_day.isoformat()} à 24:00 (Paris)",
+            )
 
     # ================================================================== the process
     @workflow.run
     async def run(self, dispute: Dispute) -> DisputeStatus:
         s = self._status
-        self._record("received", f"{dispute.channel}: {dispute.subject}")
-        for clock in s.clocks:
-            self._record(
-                f"clock_{clock.kind.value}",
-                f"dû au plus tard le {clock.last_day.isoformat()} à 24:00 (Paris)",
-            )
         if dispute.category is None:
             await self._triage()
         if dispute.complex or dispute.sensitive:
