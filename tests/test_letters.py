@@ -251,7 +251,9 @@ def test_payment_acknowledgement_says_a_partial_payment_stops_nothing(renderer):
     text = text_of(letter.pdf)
     assert ctx.amount_paid == Decimal("42.70") and ctx.balance == Decimal("42.70")
     assert "Un paiement partiel ne suspend pas la procédure" in text
-    assert "suspendues (ou resteront suspendues) à compter du 15 décembre 2026 à 0 heure" in text
+    assert "les garanties seront suspendues à compter du 15 décembre 2026 à 0 heure" in text
+    later = ctx.model_copy(update={"letter_date": date(2026, 12, 16)})
+    assert "les garanties restent suspendues depuis le 15 décembre 2026 à 0 heure" in text_of(renderer.render(later, SENDER).pdf)
     assert [p.split("\n")[7] for p in qr_payloads(letter.pdf)] == ["EUR42.7"]
 
 

@@ -41,6 +41,7 @@ from activities.letters.wording import (
     template_name,
     vocabulary,
 )
+from models.calendar import paris_date
 from models.letters import DisputeLetterContext, LetterContext, RenderedLetter
 from models.payloads import LetterKind, Regime
 from models.policy import SenderIdentity
@@ -220,6 +221,7 @@ class LetterRenderer:
                 ("Référence", ctx.letter_id),
             ],
             demo=ctx.demo_clock,
+            suspended_now=bool(ctx.suspension_at and ctx.letter_date >= paris_date(ctx.suspension_at)),
         )
         return self._template(template_name(ctx)).render(values)
 
