@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class DisputeActivities:
         self._renderer: Any = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "DisputeActivities":
+    def from_settings(cls, settings: Settings) -> DisputeActivities:
         return cls(
             make_engine(settings.resolved_database_url),
             settings.letters_dir,
@@ -89,7 +89,10 @@ class DisputeActivities:
         result = self._triage_model().predict(req.subject, req.description)
         log.info(
             "dispute %s triaged as %s (%.2f) by %s",
-            req.dispute_id, result.category.value, result.confidence, result.model_version,
+            req.dispute_id,
+            result.category.value,
+            result.confidence,
+            result.model_version,
         )
         return result
 
@@ -186,7 +189,10 @@ class DisputeActivities:
             done = db.get(DisputeLetterRecord, req.letter_id)
             if done and Path(done.file_path).exists():
                 return LetterRef(
-                    letter_id=done.letter_id, kind=done.kind, sha256=done.sha256, path=done.file_path,
+                    letter_id=done.letter_id,
+                    kind=done.kind,
+                    sha256=done.sha256,
+                    path=done.file_path,
                     at=done.created_at,
                 )
         decision = req.decision
@@ -226,8 +232,12 @@ class DisputeActivities:
         now = datetime.now(timezone.utc)
         with session(self.engine) as db:
             rec = db.get(DisputeLetterRecord, req.letter_id) or DisputeLetterRecord(
-                letter_id=req.letter_id, dispute_id=req.dispute_id, kind=req.kind, file_path=str(path),
-                sha256=digest, created_at=now,
+                letter_id=req.letter_id,
+                dispute_id=req.dispute_id,
+                kind=req.kind,
+                file_path=str(path),
+                sha256=digest,
+                created_at=now,
             )
             rec.file_path, rec.sha256 = str(path), digest
             db.add(rec)

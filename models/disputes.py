@@ -109,9 +109,7 @@ class DisputeConfig(_Model):
     supervisor: str = "superviseur-reclamations"
     ethics_committee: str = "comite-ethique"
     # A dispute in these categories holds the recovery case of its contract until closed.
-    hold_recovery_categories: list[DisputeCategory] = Field(
-        default_factory=lambda: [DisputeCategory.PREMIUMS]
-    )
+    hold_recovery_categories: list[DisputeCategory] = Field(default_factory=lambda: [DisputeCategory.PREMIUMS])
     mediation_opinion_days: int = Field(default=90, ge=1)  # R612-5
     mediation_window_months: int = Field(default=12, ge=1)  # L612-2: at most 1 year
     mediator: Mediator = Field(default_factory=Mediator)
@@ -128,7 +126,7 @@ class DisputeConfig(_Model):
         return sorted(set(v))
 
     @model_validator(mode="after")
-    def _answer_delay(self) -> "DisputeConfig":
+    def _answer_delay(self) -> DisputeConfig:
         if self.answer_days is None and self.answer_months is None:
             raise ValueError("answer_days or answer_months is required")
         return self
@@ -199,7 +197,7 @@ class Decision(_Model):
         return v
 
     @model_validator(mode="after")
-    def _coherent(self) -> "Decision":
+    def _coherent(self) -> Decision:
         if self.outcome is Outcome.REJECTED and self.amount is not None:
             raise ValueError("a rejection grants no amount")
         return self

@@ -132,7 +132,7 @@ class TriageModel:
         coef = self.classifier.coef_[best]
         row = x.tocoo()
         contributions = sorted(
-            ((self.terms[j], float(v * coef[j])) for j, v in zip(row.col, row.data)),
+            ((self.terms[j], float(v * coef[j])) for j, v in zip(row.col, row.data, strict=True)),
             key=lambda tw: tw[1],
             reverse=True,
         )
@@ -142,7 +142,7 @@ class TriageModel:
             confidence=round(float(probabilities[best]), 4),
             top_terms=top,
             model_version=self.version,
-            probabilities={c: round(float(p), 4) for c, p in zip(classes, probabilities)},
+            probabilities={c: round(float(p), 4) for c, p in zip(classes, probabilities, strict=True)},
         )
 
     def top_terms_per_category(self, k: int = 10) -> dict[str, list[str]]:

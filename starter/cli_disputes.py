@@ -19,7 +19,7 @@ import csv
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -55,7 +55,7 @@ def _run(coro_factory) -> Any:
         console.print(f"[red]error {err.status}:[/red] {err.message}")
         for e in err.errors:
             console.print(f"  [red]{e['field']}[/red]: {e['reason']}")
-        raise typer.Exit(2 if err.status == 422 else 1)
+        raise typer.Exit(2 if err.status == 422 else 1) from None
 
 
 def _show(status: DisputeStatus, as_json: bool) -> None:
@@ -75,8 +75,11 @@ def _show(status: DisputeStatus, as_json: bool) -> None:
     for c in status.clocks:
         colour = {"breached": "red", "at_risk": "yellow", "met": "green"}.get(c.state.value, "white")
         clocks.add_row(
-            c.kind.value, c.last_day.isoformat(), f"[{colour}]{c.state.value}[/{colour}]",
-            ", ".join(f"{t:.0%}" for t in c.alerts_fired), c.completed_at.isoformat() if c.completed_at else "",
+            c.kind.value,
+            c.last_day.isoformat(),
+            f"[{colour}]{c.state.value}[/{colour}]",
+            ", ".join(f"{t:.0%}" for t in c.alerts_fired),
+            c.completed_at.isoformat() if c.completed_at else "",
         )
     console.print(clocks)
     history = Table("quand", "événement", "détail")
@@ -90,15 +93,15 @@ def _show(status: DisputeStatus, as_json: bool) -> None:
 
 @app.command("open")
 def open_(
-    file: Optional[Path] = typer.Argument(None, help="JSON file with the Dispute payload"),
-    dispute_id: Optional[str] = typer.Option(None, "--id"),
-    member: Optional[str] = typer.Option(None, help="member's name"),
-    email: Optional[str] = typer.Option(None),
-    contract: Optional[str] = typer.Option(None),
-    subject: Optional[str] = typer.Option(None),
+    file: Path | None = typer.Argument(None, help="JSON file with the Dispute payload"),
+    dispute_id: str | None = typer.Option(None, "--id"),
+    member: str | None = typer.Option(None, help="member's name"),
+    email: str | None = typer.Option(None),
+    contract: str | None = typer.Option(None),
+    subject: str | None = typer.Option(None),
     description: str = typer.Option(""),
-    category: Optional[str] = typer.Option(None, help="leave empty to triage automatically"),
-    received: Optional[str] = typer.Option(None, help="ISO datetime with offset; default now"),
+    category: str | None = typer.Option(None, help="leave empty to triage automatically"),
+    received: str | None = typer.Option(None, help="ISO datetime with offset; default now"),
     channel: str = typer.Option("email"),
 ) -> None:
     """Open a dispute (starts DisputeWorkflow dispute-{id})."""
@@ -150,7 +153,7 @@ def act_(
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as err:
-        raise typer.BadParameter(f"--data is not JSON: {err}")
+        raise typer.BadParameter(f"--data is not JSON: {err}") from None
     _show(_run(lambda client, _s: act(client, dispute_id, action, payload)), as_json)
 
 
@@ -177,7 +180,7 @@ def respond(
     dispute_id: str,
     outcome: str = typer.Option(..., help="upheld | partially_upheld | rejected"),
     text: str = typer.Option(...),
-    amount: Optional[str] = typer.Option(None),
+    amount: str | None = typer.Option(None),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Answer the member (produces the answer letter; a rejection names the mediator)."""
@@ -186,8 +189,9 @@ def respond(
 
 
 @app.command()
-def close(dispute_id: str, reason: str = typer.Option("closed by the handler"),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+def close(
+    dispute_id: str, reason: str = typer.Option("closed by the handler"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Close the dispute (resumes a held recovery case)."""
     _shortcut("close", {"reason": reason}, dispute_id, as_json)
 
@@ -229,16 +233,17 @@ def triage_eval(show_errors: bool = typer.Option(False, "--errors")) -> None:
 
 @app.command("triage-export-corrections")
 def triage_export_corrections(
-    out: Optional[Path] = typer.Option(None, help="default: data/triage/corrections-<UTC timestamp>.csv"),
+    out: Path | None = typer.Option(None, help="default: data/triage/corrections-<UTC timestamp>.csv"),
 ) -> None:
     """Write the operators' category corrections not yet used as a training CSV."""
     from activities.db import make_engine
     from models.settings import get_settings
     from models.triage import DATA_DIR
 
-    n = export_corrections(make_engine(get_settings().resolved_database_url), out or DATA_DIR / (
-        f"corrections-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.csv"
-    ))
+    n = export_corrections(
+        make_engine(get_settings().resolved_database_url),
+        out or DATA_DIR / (f"corrections-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.csv"),
+    )
     console.print(f"{n} correction(s) exported" + ("" if n else " (nothing new)"))
 
 
@@ -282,25 +287,63 @@ async def seed_demo_disputes(client, task_queue: str, now: datetime, *, prefix: 
 
     demo = [
         # (suffix, days ago, category or None for triage, subject, description, actions)
-        ("1", 0, None, "Hausse de cotisation injustifiée",
-         "Ma cotisation passe de 78 à 96 euros au 1er janvier sans explication.", []),
-        ("2", 9, "reimbursement", "Remboursement dentaire insuffisant",
-         "Ma couronne n'a été remboursée que 120 euros.", [("assign", {"name": "Julie Martin"})]),
-        ("3", 20, "service_quality", "Impossible de joindre le service client",
-         "Quarante-cinq minutes d'attente puis la ligne coupe.", []),
-        ("4", 50, "guarantees", "Délai de carence appliqué à tort",
-         "On m'oppose six mois de carence malgré un changement de mutuelle sans interruption.",
-         [("acknowledge", {}), ("assign", {"name": "Karim Benali"})]),
-        ("5", 30, "termination", "Résiliation non prise en compte",
-         "Vous prélevez encore après ma lettre de résiliation.",
-         [("acknowledge", {}), ("respond", {"outcome": "rejected",
-                                            "text": "Votre demande est arrivée après l'échéance annuelle."}),
-          ("customer_reply", {"accepts": False, "text": "Je conteste"}), ("refer_to_mediation", {})]),
-        ("6", 12, "reimbursement", "Lunettes non remboursées",
-         "Facture d'opticien envoyée il y a six semaines.",
-         [("acknowledge", {}), ("respond", {"outcome": "upheld", "text": "Remboursement effectué.",
-                                            "amount": "180.00"}),
-          ("customer_reply", {"accepts": True})]),
+        (
+            "1",
+            0,
+            None,
+            "Hausse de cotisation injustifiée",
+            "Ma cotisation passe de 78 à 96 euros au 1er janvier sans explication.",
+            [],
+        ),
+        (
+            "2",
+            9,
+            "reimbursement",
+            "Remboursement dentaire insuffisant",
+            "Ma couronne n'a été remboursée que 120 euros.",
+            [("assign", {"name": "Julie Martin"})],
+        ),
+        (
+            "3",
+            20,
+            "service_quality",
+            "Impossible de joindre le service client",
+            "Quarante-cinq minutes d'attente puis la ligne coupe.",
+            [],
+        ),
+        (
+            "4",
+            50,
+            "guarantees",
+            "Délai de carence appliqué à tort",
+            "On m'oppose six mois de carence malgré un changement de mutuelle sans interruption.",
+            [("acknowledge", {}), ("assign", {"name": "Karim Benali"})],
+        ),
+        (
+            "5",
+            30,
+            "termination",
+            "Résiliation non prise en compte",
+            "Vous prélevez encore après ma lettre de résiliation.",
+            [
+                ("acknowledge", {}),
+                ("respond", {"outcome": "rejected", "text": "Votre demande est arrivée après l'échéance annuelle."}),
+                ("customer_reply", {"accepts": False, "text": "Je conteste"}),
+                ("refer_to_mediation", {}),
+            ],
+        ),
+        (
+            "6",
+            12,
+            "reimbursement",
+            "Lunettes non remboursées",
+            "Facture d'opticien envoyée il y a six semaines.",
+            [
+                ("acknowledge", {}),
+                ("respond", {"outcome": "upheld", "text": "Remboursement effectué.", "amount": "180.00"}),
+                ("customer_reply", {"accepts": True}),
+            ],
+        ),
     ]
     ids = []
     for suffix, days, category, subject, description, actions in demo:
@@ -326,6 +369,7 @@ async def seed_demo_disputes(client, task_queue: str, now: datetime, *, prefix: 
 @app.command("demo")
 def demo() -> None:
     """Open demo disputes at different stages (safe to re-run)."""
-    ids = _run(lambda client, settings: seed_demo_disputes(client, settings.temporal_task_queue,
-                                                           datetime.now(timezone.utc)))
+    ids = _run(
+        lambda client, settings: seed_demo_disputes(client, settings.temporal_task_queue, datetime.now(timezone.utc))
+    )
     console.print(f"demo disputes: {', '.join(ids)}")

@@ -19,6 +19,7 @@ from models.disputes import (
     DisputeAlert,
     DisputeCategory,
     DisputeConfig,
+    DisputeFollowUp,
     DisputeLetterRecord,
     DisputeLetterRequest,
     DisputeRecord,
@@ -26,7 +27,6 @@ from models.disputes import (
     DisputeStatus,
     DisputeSync,
     FollowUpInput,
-    DisputeFollowUp,
     HistoryEntry,
     Member,
     Outcome,
@@ -41,9 +41,15 @@ RECEIVED = datetime(2026, 12, 18, 10, tzinfo=PARIS)
 
 def _status(history: list[str]) -> DisputeStatus:
     return DisputeStatus(
-        dispute_id="D-1", stage=DisputeStage.ACKNOWLEDGED, category=DisputeCategory.PREMIUMS,
-        member=Member(name="Paul Leroy"), contract_id="CT-1", received_at=RECEIVED, subject="Cotisation",
-        channel="email", clocks=dispute_clocks(RECEIVED, DisputeConfig()),
+        dispute_id="D-1",
+        stage=DisputeStage.ACKNOWLEDGED,
+        category=DisputeCategory.PREMIUMS,
+        member=Member(name="Paul Leroy"),
+        contract_id="CT-1",
+        received_at=RECEIVED,
+        subject="Cotisation",
+        channel="email",
+        clocks=dispute_clocks(RECEIVED, DisputeConfig()),
         history=[HistoryEntry(at=RECEIVED, kind=k) for k in history],
     )
 
@@ -54,11 +60,17 @@ def test_sync_writes_each_history_entry_once(tmp_path: Path) -> None:
     first = DisputeSync(workflow_id="dispute-D-1", run_id="r1", status=_status(["received", "triaged"]), from_seq=0)
     env.run(acts.sync, first)
     env.run(acts.sync, first)  # a retry
-    env.run(acts.sync, DisputeSync(workflow_id="dispute-D-1", run_id="r1", status=_status(["acknowledged"]), from_seq=2))
+    env.run(
+        acts.sync, DisputeSync(workflow_id="dispute-D-1", run_id="r1", status=_status(["acknowledged"]), from_seq=2)
+    )
     with Session(engine) as db:
         events = db.exec(select(CaseEvent).order_by(CaseEvent.seq)).all()
         record = db.get(DisputeRecord, "D-1")
-    assert [(e.seq, e.kind) for e in events] == [(0, "dispute.received"), (1, "dispute.triaged"), (2, "dispute.acknowledged")]
+    assert [(e.seq, e.kind) for e in events] == [
+        (0, "dispute.received"),
+        (1, "dispute.triaged"),
+        (2, "dispute.acknowledged"),
+    ]
     assert record.stage == "acknowledged" and record.category == "premiums" and record.contract_id == "CT-1"
     assert record.status_json["clocks"][0]["last_day"] == "2026-12-31"
 
@@ -67,12 +79,21 @@ def test_alert_and_follow_up_are_recorded_once(tmp_path: Path) -> None:
     acts, engine = make_activities(tmp_path)
     env = ActivityEnvironment()
     alert = AlertInput(
-        dispute_id="D-1", workflow_id="dispute-D-1", kind="threshold", clock=ClockKind.ANSWER, threshold=0.75,
-        recipient="Julie", message="75 %", at=datetime.now(timezone.utc), dedup_key="D-1:answer:0.75",
+        dispute_id="D-1",
+        workflow_id="dispute-D-1",
+        kind="threshold",
+        clock=ClockKind.ANSWER,
+        threshold=0.75,
+        recipient="Julie",
+        message="75 %",
+        at=datetime.now(timezone.utc),
+        dedup_key="D-1:answer:0.75",
     )
     env.run(acts.alert, alert)
     env.run(acts.alert, alert)
-    follow = FollowUpInput(dispute_id="D-1", follow_up_id="D-1-mediation", action="payer", at=datetime.now(timezone.utc))
+    follow = FollowUpInput(
+        dispute_id="D-1", follow_up_id="D-1-mediation", action="payer", at=datetime.now(timezone.utc)
+    )
     env.run(acts.follow_up, follow)
     env.run(acts.follow_up, follow)
     with Session(engine) as db:
@@ -84,14 +105,23 @@ def test_rejection_letter_names_the_mediator_and_is_archived_once(tmp_path: Path
     acts, engine = make_activities(tmp_path)
     env = ActivityEnvironment()
     req = DisputeLetterRequest(
-        letter_id="D-1-dispute_answer-1", kind="dispute_answer", dispute_id="D-1",
-        member=Member(name="Paul Leroy", email="paul@example.org"), contract_id="CT-1",
-        received_on=date(2026, 12, 18), subject="Cotisation", category=DisputeCategory.PREMIUMS,
-        letter_date=date(2027, 1, 20), answer_due_by=date(2027, 2, 16),
+        letter_id="D-1-dispute_answer-1",
+        kind="dispute_answer",
+        dispute_id="D-1",
+        member=Member(name="Paul Leroy", email="paul@example.org"),
+        contract_id="CT-1",
+        received_on=date(2026, 12, 18),
+        subject="Cotisation",
+        category=DisputeCategory.PREMIUMS,
+        letter_date=date(2027, 1, 20),
+        answer_due_by=date(2027, 2, 16),
         decision=Decision(outcome=Outcome.REJECTED, text="Le montant appelé est conforme au contrat."),
         handler_name="Julie Martin",
-        mediator=Mediator(name="La Médiation de l'Assurance", address="TSA 50110, 75441 Paris Cedex 09",
-                          website="https://www.mediation-assurance.org"),
+        mediator=Mediator(
+            name="La Médiation de l'Assurance",
+            address="TSA 50110, 75441 Paris Cedex 09",
+            website="https://www.mediation-assurance.org",
+        ),
     )
     ref = env.run(acts.letter, req)
     pdf = Path(ref.path).read_bytes()

@@ -125,7 +125,9 @@ async def test_errors_are_json_with_field_and_reason(api):
     # 422: the message does not match its model
     r = await http.post(f"/v1/disputes/{did}/satisfaction", json={"score": 7}, headers=BO)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "score"
-    r = await http.post(f"/v1/disputes/{did}/respond", json={"outcome": "rejected", "text": "Non", "amount": "10"}, headers=OPS)
+    r = await http.post(
+        f"/v1/disputes/{did}/respond", json={"outcome": "rejected", "text": "Non", "amount": "10"}, headers=OPS
+    )
     assert r.status_code == 422 and "rejection grants no amount" in r.json()["errors"][0]["reason"]
     r = await http.post(f"/v1/disputes/{did}/respond", json=[1, 2], headers=OPS)
     assert r.status_code == 422

@@ -51,8 +51,18 @@ async def test_cli_open_act_status_and_errors(cli, tmp_path):
     run, engine = cli
     did = f"C-{uuid.uuid4().hex[:8]}"
     code, out = await run(
-        "disputes", "open", "--id", did, "--member", "Mme Inès Garnier", "--subject", "Attente téléphonique",
-        "--description", "Personne ne répond jamais au téléphone.", "--received", "2026-12-18T10:00:00+01:00",
+        "disputes",
+        "open",
+        "--id",
+        did,
+        "--member",
+        "Mme Inès Garnier",
+        "--subject",
+        "Attente téléphonique",
+        "--description",
+        "Personne ne répond jamais au téléphone.",
+        "--received",
+        "2026-12-18T10:00:00+01:00",
     )
     assert code == 0 and f"dispute-{did}" in out, out
     code, out = await run("disputes", "open", "--id", did, "--member", "X", "--subject", "Y")
@@ -64,11 +74,15 @@ async def test_cli_open_act_status_and_errors(cli, tmp_path):
     assert st["stage"] == "acknowledged" and st["category"] == "service_quality"
     assert st["clocks"][0]["last_day"] == "2026-12-31"
 
-    code, out = await run("disputes", "respond", did, "--outcome", "rejected", "--text", "Délais conformes", "--amount", "5")
+    code, out = await run(
+        "disputes", "respond", did, "--outcome", "rejected", "--text", "Délais conformes", "--amount", "5"
+    )
     assert code == 2 and "rejection grants no amount" in out
     code, out = await run("disputes", "act", did, "satisfaction", "--data", '{"score": 3}')
     assert code == 1 and "still open" in out
-    code, out = await run("disputes", "respond", did, "--outcome", "upheld", "--text", "Nous vous présentons nos excuses.")
+    code, out = await run(
+        "disputes", "respond", did, "--outcome", "upheld", "--text", "Nous vous présentons nos excuses."
+    )
     assert code == 0 and "answered" in out
     code, out = await run("disputes", "status", did)
     assert code == 0 and "Réclamation" in out and "acknowledgement" in out and "met" in out
@@ -78,7 +92,9 @@ async def test_cli_open_act_status_and_errors(cli, tmp_path):
 
 async def test_cli_triage_and_correction_export(cli, tmp_path):
     run, engine = cli
-    code, out = await run("disputes", "triage", "Hausse de cotisation", "Ma cotisation passe de 78 à 96 euros", "--json")
+    code, out = await run(
+        "disputes", "triage", "Hausse de cotisation", "Ma cotisation passe de 78 à 96 euros", "--json"
+    )
     assert code == 0
     result = json.loads(out)
     assert result["category"] == "premiums" and result["top_terms"][0]["term"].startswith("cotisation")
@@ -88,8 +104,16 @@ async def test_cli_triage_and_correction_export(cli, tmp_path):
     from models.disputes import TriageCorrectionRecord
 
     with Session(engine) as db:
-        db.add(TriageCorrectionRecord(dispute_id="X1", text="Portail. Mot de passe refusé", predicted="other",
-                                      corrected="service_quality", by="op", at=datetime.now(timezone.utc)))
+        db.add(
+            TriageCorrectionRecord(
+                dispute_id="X1",
+                text="Portail. Mot de passe refusé",
+                predicted="other",
+                corrected="service_quality",
+                by="op",
+                at=datetime.now(timezone.utc),
+            )
+        )
         db.commit()
     target = tmp_path / "corrections.csv"
     code, out = await run("disputes", "triage-export-corrections", "--out", str(target))

@@ -12,16 +12,18 @@ from models.disputes import (
     ClockKind,
     DisputeConfig,
     SlaClock,
+    SlaState,
     clock_state,
     dispute_clocks,
     mediation_last_day,
     mediation_possible_until,
-    SlaState,
 )
 
 
 def _clocks(received: date, **cfg) -> tuple[date, date]:
-    ack, answer = dispute_clocks(datetime(received.year, received.month, received.day, 11, tzinfo=PARIS), DisputeConfig(**cfg))
+    ack, answer = dispute_clocks(
+        datetime(received.year, received.month, received.day, 11, tzinfo=PARIS), DisputeConfig(**cfg)
+    )
     assert ack.kind is ClockKind.ACKNOWLEDGEMENT and answer.kind is ClockKind.ANSWER
     return ack.last_day, answer.last_day
 
@@ -75,8 +77,11 @@ def test_clock_due_at_is_midnight_paris_after_the_last_day() -> None:
 def test_clock_states_and_mediation_dates() -> None:
     start = datetime(2027, 1, 1, tzinfo=PARIS)
     clock = SlaClock(
-        kind=ClockKind.ANSWER, started_at=start, last_day=date(2027, 1, 10),
-        base_due_at=start + timedelta(days=10), due_at=start + timedelta(days=10),
+        kind=ClockKind.ANSWER,
+        started_at=start,
+        last_day=date(2027, 1, 10),
+        base_due_at=start + timedelta(days=10),
+        due_at=start + timedelta(days=10),
     )
     assert clock_state(clock, start + timedelta(days=7), 0.75) is SlaState.ON_TRACK
     assert clock_state(clock, start + timedelta(days=7, hours=12), 0.75) is SlaState.AT_RISK

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.devserver
 async def test_disputes_listed_by_stage_category_and_sla(dev_env, tmp_path):
     client = dev_env.client
     queue = f"dev-disputes-{uuid.uuid4().hex[:8]}"
-    settings = Settings(_env_file=None, data_dir=tmp_path, temporal_task_queue=queue,
-                        api_keys="mgr-key:manager,op-key:operator")
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, temporal_task_queue=queue, api_keys="mgr-key:manager,op-key:operator"
+    )
     acts, _ = make_activities(tmp_path, settings.resolved_database_url)
     app = create_app(settings, temporal=client)
     tag = uuid.uuid4().hex[:6]
@@ -32,16 +33,23 @@ async def test_disputes_listed_by_stage_category_and_sla(dev_env, tmp_path):
         handles = []
         for n, category in enumerate([DisputeCategory.TERMINATION, DisputeCategory.TERMINATION, DisputeCategory.OTHER]):
             d = Dispute(
-                dispute_id=f"V-{tag}-{n}", member=Member(name="Membre"), received_at=datetime.now(timezone.utc),
-                subject="Résiliation non prise en compte", category=category,
+                dispute_id=f"V-{tag}-{n}",
+                member=Member(name="Membre"),
+                received_at=datetime.now(timezone.utc),
+                subject="Résiliation non prise en compte",
+                category=category,
             )
-            handles.append(await client.start_workflow(DisputeWorkflow.run, d, id=f"dispute-{d.dispute_id}", task_queue=queue))
+            handles.append(
+                await client.start_workflow(DisputeWorkflow.run, d, id=f"dispute-{d.dispute_id}", task_queue=queue)
+            )
         await handles[0].execute_update(DisputeWorkflow.acknowledge, Acknowledge())
 
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
             headers = {"Authorization": "Bearer mgr-key"}
             for _ in range(100):  # visibility is eventually consistent
-                r = await http.get("/v1/disputes", params={"stage": "acknowledged", "category": "termination"}, headers=headers)
+                r = await http.get(
+                    "/v1/disputes", params={"stage": "acknowledged", "category": "termination"}, headers=headers
+                )
                 ids = {i["dispute_id"] for i in r.json()["items"]}
                 if f"V-{tag}-0" in ids:
                     break

@@ -83,9 +83,9 @@ def make_activities(tmp: Path, database_url: str | None = None):
 
 @asynccontextmanager
 async def dispute_worker(client: Client, tmp: Path, *, extra_workflows=()):
+    from worker import sandbox_runner
     from workflows.dispute import DisputeWorkflow
     from workflows.mediation import MediationWorkflow
-    from worker import sandbox_runner
 
     acts, engine = make_activities(tmp)
     queue = f"disputes-{uuid.uuid4().hex[:8]}"

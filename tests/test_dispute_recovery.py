@@ -36,8 +36,14 @@ async def full_worker(client, tmp_path):
     disputes, engine = make_activities(tmp_path, settings.resolved_database_url)
     real = RecoveryActivities(engine, load_policies(), settings.letters_dir)
     provider = ProviderDouble()  # the LRE provider is not the point here
-    acts = [real.load_policy, real.sync_case, real.record_payment, provider.send_letter,
-            provider.hand_over_to_litigation, *disputes.all()]
+    acts = [
+        real.load_policy,
+        real.sync_case,
+        real.record_payment,
+        provider.send_letter,
+        provider.hand_over_to_litigation,
+        *disputes.all(),
+    ]
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with build_worker(client, settings, activities=acts, task_queue=queue):
         yield queue

@@ -32,4 +32,9 @@ async def test_replay_saved_dispute_history(path: Path) -> None:
 
 def test_histories_are_present() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"dispute_mediation", "dispute_mediation_child", "dispute_alerts_breach", "dispute_rejected_messages"} <= names
+    assert {
+        "dispute_mediation",
+        "dispute_mediation_child",
+        "dispute_alerts_breach",
+        "dispute_rejected_messages",
+    } <= names

@@ -14,7 +14,6 @@ import pytest_asyncio
 from pypdf import PdfReader
 from sqlmodel import Session, select
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDReusePolicy
 
 from models.calendar import PARIS
 from models.disputes import (
@@ -240,7 +239,9 @@ async def test_rejection_letter_contest_mediation_outcome_follow_up_and_satisfac
         text = "".join(page.extract_text() for page in PdfReader(answer.path).pages)
         assert "Médiation de la Mutualité" in text and d.dispute_id in text  # the rejection names the mediator
 
-        st = await handle.execute_update(DisputeWorkflow.customer_reply, CustomerReply(accepts=False, text="Je conteste"))
+        st = await handle.execute_update(
+            DisputeWorkflow.customer_reply, CustomerReply(accepts=False, text="Je conteste")
+        )
         assert st.stage is DisputeStage.CONTESTED and st.letters[-1].kind == "mediation_referral"
 
         st = await handle.execute_update(DisputeWorkflow.refer_to_mediation, MediationReferral())
@@ -254,11 +255,15 @@ async def test_rejection_letter_contest_mediation_outcome_follow_up_and_satisfac
 
         # The mediator is late: the child records it and alerts.
         await sleep_until(env, st.mediation.opinion_due_at)
-        await _wait_db(engine, lambda db: db.exec(select(DisputeAlert).where(DisputeAlert.kind == "mediation_overdue")).first())
+        await _wait_db(
+            engine, lambda db: db.exec(select(DisputeAlert).where(DisputeAlert.kind == "mediation_overdue")).first()
+        )
 
         st = await handle.execute_update(
             DisputeWorkflow.mediation_outcome,
-            MediationOutcome(opinion=MediatorOpinion.FAVOURABLE, text="Complément de 180 € dû.", amount=Decimal("180.00")),
+            MediationOutcome(
+                opinion=MediatorOpinion.FAVOURABLE, text="Complément de 180 € dû.", amount=Decimal("180.00")
+            ),
         )
         assert st.stage is DisputeStage.MEDIATION_COMPLETED
         assert st.mediation.outcome.opinion is MediatorOpinion.FAVOURABLE
@@ -365,7 +370,9 @@ async def test_bad_messages_are_rejected_with_a_clear_reason(env, tmp_path):
         d = _dispute(now)
         handle = await _start(env, queue, d)
         assert "still open" in await _rejected(handle, DisputeWorkflow.satisfaction, Satisfaction(score=3))
-        assert "no answer awaiting" in await _rejected(handle, DisputeWorkflow.customer_reply, CustomerReply(accepts=True))
+        assert "no answer awaiting" in await _rejected(
+            handle, DisputeWorkflow.customer_reply, CustomerReply(accepts=True)
+        )
         assert "no mediation in progress" in await _rejected(
             handle, DisputeWorkflow.mediation_outcome, MediationOutcome(opinion=MediatorOpinion.FAVOURABLE, text="x")
         )
@@ -389,11 +396,15 @@ async def test_bad_messages_are_rejected_with_a_clear_reason(env, tmp_path):
 
         await handle.execute_update(DisputeWorkflow.acknowledge, Acknowledge())
         assert "already acknowledged" in await _rejected(handle, DisputeWorkflow.acknowledge, Acknowledge())
-        await handle.execute_update(DisputeWorkflow.respond, Decision(outcome=Outcome.UPHELD, text="Accordé", amount=Decimal("50")))
+        await handle.execute_update(
+            DisputeWorkflow.respond, Decision(outcome=Outcome.UPHELD, text="Accordé", amount=Decimal("50"))
+        )
         assert "has not replied" in await _rejected(
             handle, DisputeWorkflow.respond, Decision(outcome=Outcome.REJECTED, text="Non")
         )
-        assert "only after a rejection" in await _rejected(handle, DisputeWorkflow.refer_to_mediation, MediationReferral())
+        assert "only after a rejection" in await _rejected(
+            handle, DisputeWorkflow.refer_to_mediation, MediationReferral()
+        )
         await handle.execute_update(DisputeWorkflow.close, Close())
         assert "the dispute is closed" in await _rejected(handle, DisputeWorkflow.assign, Handler(name="X"))
         assert "the dispute is closed" in await _rejected(handle, DisputeWorkflow.close, Close())
@@ -412,13 +423,16 @@ async def test_sensitive_case_goes_to_the_ethics_committee_before_the_answer(env
         d = _dispute(now, sensitive=True)
         handle = await _start(env, queue, d)
         st = await _wait_for(handle, lambda s: s.ethics is not None and "alert_ethics_committee" in _kinds(s))
-        alert = await _wait_db(engine, lambda db: db.exec(select(DisputeAlert).where(DisputeAlert.kind == "ethics_committee")).first())
+        alert = await _wait_db(
+            engine, lambda db: db.exec(select(DisputeAlert).where(DisputeAlert.kind == "ethics_committee")).first()
+        )
         assert alert.recipient == "comite-ethique" and "sensible" in alert.message
         reason = await _rejected(handle, DisputeWorkflow.respond, Decision(outcome=Outcome.UPHELD, text="ok"))
         assert "ethics committee's opinion is pending" in reason
         await handle.execute_update(DisputeWorkflow.ethics_opinion, EthicsOpinion(text="Geste commercial recommandé"))
         st = await handle.execute_update(
-            DisputeWorkflow.respond, Decision(outcome=Outcome.PARTIALLY_UPHELD, text="Geste de 80 €", amount=Decimal("80"))
+            DisputeWorkflow.respond,
+            Decision(outcome=Outcome.PARTIALLY_UPHELD, text="Geste de 80 €", amount=Decimal("80")),
         )
         assert st.stage is DisputeStage.ANSWERED and st.ethics.opinion == "Geste commercial recommandé"
         # Manual escalation to a supervisor is recorded too.

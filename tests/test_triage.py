@@ -64,7 +64,10 @@ def test_operator_corrections_feed_retraining() -> None:
     text = "Portail adhérent. Le portail refuse mon mot de passe depuis la mise à jour."
     # Corrections teach the model a new phrasing of a category.
     corrections = [
-        Example(f"Portail adhérent {i}. Le portail ne m'affiche plus rien depuis la mise à jour.", DisputeCategory.SERVICE_QUALITY)
+        Example(
+            f"Portail adhérent {i}. Le portail ne m'affiche plus rien depuis la mise à jour.",
+            DisputeCategory.SERVICE_QUALITY,
+        )
         for i in range(5)
     ]
     retrained = TriageModel(base + corrections)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
@@ -68,7 +68,6 @@ with workflow.unsafe.imports_passed_through():
         Satisfaction,
         SatisfactionInput,
         SlaClock,
-        SlaState,
         TriageRequest,
         TriageResult,
         clock_state,
@@ -81,7 +80,6 @@ with workflow.unsafe.imports_passed_through():
         unpause_clock,
     )
     from models.payloads import Hold
-
     from workflows.mediation import MediationWorkflow
 
 _ACTIVITY = dict(
@@ -107,9 +105,7 @@ def _as(model: type[_M], value: Any) -> _M:
     try:
         return model.model_validate(value)  # type: ignore[attr-defined]
     except ValidationError as err:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors()
-        )
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors())
         raise ValueError(f"invalid {model.__name__}: {reasons}") from None
 
 
@@ -176,10 +172,8 @@ class DisputeWorkflow:
             wake = self._next_wakeup()
             timeout = None if wake is None else max(wake - workflow.now(), timedelta(0)) + _SLACK
             try:
-                await workflow.wait_condition(
-                    lambda: self._dirty or s.stage is DisputeStage.CLOSED, timeout=timeout
-                )
-            except asyncio.TimeoutError:
+                await workflow.wait_condition(lambda: self._dirty or s.stage is DisputeStage.CLOSED, timeout=timeout)
+            except TimeoutError:
                 pass
             self._dirty = False
 
@@ -193,7 +187,7 @@ class DisputeWorkflow:
                     lambda: s.satisfaction is not None,
                     timeout=timedelta(days=self._cfg.satisfaction_window_days),
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._record("satisfaction_window_closed", "aucune note de satisfaction reçue")
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
@@ -312,7 +306,11 @@ class DisputeWorkflow:
         if s.stage not in _OPEN_FOR_ANSWER:
             raise ValueError(
                 f"cannot answer at stage {s.stage.value}"
-                + ("; the member has not replied to the previous answer yet" if s.stage is DisputeStage.ANSWERED else "")
+                + (
+                    "; the member has not replied to the previous answer yet"
+                    if s.stage is DisputeStage.ANSWERED
+                    else ""
+                )
             )
         if s.ethics and s.ethics.opinion is None:
             raise ValueError("the ethics committee's opinion is pending: record it (ethics_opinion) before answering")
@@ -435,9 +433,14 @@ class DisputeWorkflow:
             raise ValueError(
                 f"mediation must be asked within one year of the complaint (until {s.mediation_possible_until})"
             )
-        rejected = s.decision is not None and s.decision.outcome is not Outcome.UPHELD and s.stage in (
-            DisputeStage.ANSWERED,
-            DisputeStage.CONTESTED,
+        rejected = (
+            s.decision is not None
+            and s.decision.outcome is not Outcome.UPHELD
+            and s.stage
+            in (
+                DisputeStage.ANSWERED,
+                DisputeStage.CONTESTED,
+            )
         )
         contested = s.stage is DisputeStage.CONTESTED
         answer = self._clock(ClockKind.ANSWER)
@@ -455,9 +458,7 @@ class DisputeWorkflow:
         outcome = _as(MediationOutcome, outcome)
         assert self._mediation_handle is not None
         await self._mediation_handle.signal(MediationWorkflow.record_outcome, outcome)
-        await workflow.wait_condition(
-            lambda: self._status.stage is not DisputeStage.IN_MEDIATION
-        )
+        await workflow.wait_condition(lambda: self._status.stage is not DisputeStage.IN_MEDIATION)
         return self._changed()
 
     @mediation_outcome.validator
@@ -556,7 +557,9 @@ class DisputeWorkflow:
         s = self._status
         result: TriageResult = await workflow.execute_activity(
             "dispute_triage",
-            TriageRequest(dispute_id=s.dispute_id, subject=self._dispute.subject, description=self._dispute.description),
+            TriageRequest(
+                dispute_id=s.dispute_id, subject=self._dispute.subject, description=self._dispute.description
+            ),
             result_type=TriageResult,
             **_ACTIVITY,
         )
@@ -595,15 +598,19 @@ class DisputeWorkflow:
         for clock in self._status.clocks:
             if not clock.open or clock.paused_since is not None or clock.kind is ClockKind.MEDIATION:
                 continue
-            instants += [
-                threshold_instant(clock, t) for t in self._cfg.alert_thresholds if t not in clock.alerts_fired
-            ]
+            instants += [threshold_instant(clock, t) for t in self._cfg.alert_thresholds if t not in clock.alerts_fired]
             if not clock.breach_recorded:
                 instants.append(clock.due_at)
         return min(instants, default=None)
 
     async def _alert(
-        self, kind: str, clock: SlaClock | None, recipient: str, message: str, *, threshold: float | None = None,
+        self,
+        kind: str,
+        clock: SlaClock | None,
+        recipient: str,
+        message: str,
+        *,
+        threshold: float | None = None,
         dedup: str | None = None,
     ) -> None:
         s = self._status
@@ -630,7 +637,10 @@ class DisputeWorkflow:
         s = self._status
         s.escalated = True
         await self._alert(
-            "escalation", None, self._cfg.supervisor, f"Escalade au superviseur : {reason}",
+            "escalation",
+            None,
+            self._cfg.supervisor,
+            f"Escalade au superviseur : {reason}",
             dedup=f"escalation:{dedup}",
         )
 
@@ -638,8 +648,11 @@ class DisputeWorkflow:
         s = self._status
         s.ethics = EthicsReferral(referred_at=workflow.now(), reason=reason)
         await self._alert(
-            "ethics_committee", None, self._cfg.ethics_committee,
-            f"Saisine du comité d'éthique : {reason}", dedup="ethics",
+            "ethics_committee",
+            None,
+            self._cfg.ethics_committee,
+            f"Saisine du comité d'éthique : {reason}",
+            dedup="ethics",
         )
 
     async def _apply_recovery_rule(self) -> None:
@@ -733,7 +746,7 @@ class DisputeWorkflow:
             info = workflow.info()
             # Only the entries not yet written travel: the activity input stays small.
             snapshot = self._snapshot()
-            snapshot.history = snapshot.history[self._synced:upto]
+            snapshot.history = snapshot.history[self._synced : upto]
             await workflow.execute_activity(
                 "dispute_sync",
                 DisputeSync(workflow_id=info.workflow_id, run_id=info.run_id, status=snapshot, from_seq=self._synced),
@@ -765,9 +778,7 @@ class DisputeWorkflow:
             f"- Étape : **{s.stage.value}**" + (f", gestionnaire {s.handler.name}" if s.handler else ""),
         ]
         for clock in s.clocks:
-            lines.append(
-                f"- Délai {clock.kind.value} : {clock.state.value}, dû le {clock.last_day.isoformat()} 24:00"
-            )
+            lines.append(f"- Délai {clock.kind.value} : {clock.state.value}, dû le {clock.last_day.isoformat()} 24:00")
         if s.escalated:
             lines.append("- ⚠ escaladé au superviseur")
         if s.ethics:

@@ -9,7 +9,6 @@ action (payment, regularisation) is created.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -65,7 +64,7 @@ class MediationWorkflow:
                 lambda: s.outcome is not None,
                 timeout=max(s.opinion_due_at - workflow.now(), timedelta(seconds=1)),
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # The mediator is late: the dispute stays open, the handler is told.
             s.overdue = True
             self._record("opinion_overdue", "l'avis du médiateur n'est pas arrivé dans les 90 jours")
@@ -110,9 +109,7 @@ class MediationWorkflow:
             self._record("opinion_not_applied", "l'assureur n'applique pas l'avis (non contraignant)")
         self._publish(SlaState.MET if not s.overdue else SlaState.BREACHED, stage="mediation_completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return MediationResult(
-            outcome=outcome, received_at=received_at, overdue=s.overdue, follow_up_id=s.follow_up_id
-        )
+        return MediationResult(outcome=outcome, received_at=received_at, overdue=s.overdue, follow_up_id=s.follow_up_id)
 
     @workflow.signal
     def record_outcome(self, outcome: MediationOutcome) -> None:

@@ -15,11 +15,10 @@ with the CLI (``starter/cli_disputes.py``) so both validate the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import base64
 import binascii
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -75,17 +74,31 @@ class Action:
 ACTIONS: dict[str, Action] = {
     "acknowledge": Action("acknowledge", Acknowledge, _HANDLER_SIDE, "accusé de réception (10 jours ouvrables)"),
     "assign": Action("assign", Handler, _HANDLER_SIDE, "assign a handler {name, email?}"),
-    "customer_message": Action("customer_message", CustomerMessage, _MEMBER_SIDE, "a message from the member {text, attachments?}"),
-    "request_information": Action("request_information", InformationRequest, _HANDLER_SIDE, "ask the member for information {text}"),
-    "respond": Action("respond", Decision, _HANDLER_SIDE, "the answer {outcome: upheld|partially_upheld|rejected, text, amount?}"),
-    "customer_reply": Action("customer_reply", CustomerReply, _MEMBER_SIDE, "the member accepts or contests the answer {accepts}"),
+    "customer_message": Action(
+        "customer_message", CustomerMessage, _MEMBER_SIDE, "a message from the member {text, attachments?}"
+    ),
+    "request_information": Action(
+        "request_information", InformationRequest, _HANDLER_SIDE, "ask the member for information {text}"
+    ),
+    "respond": Action(
+        "respond", Decision, _HANDLER_SIDE, "the answer {outcome: upheld|partially_upheld|rejected, text, amount?}"
+    ),
+    "customer_reply": Action(
+        "customer_reply", CustomerReply, _MEMBER_SIDE, "the member accepts or contests the answer {accepts}"
+    ),
     "escalate": Action("escalate", Escalation, _HANDLER_SIDE, "escalate {reason, level: supervisor|ethics_committee}"),
     "ethics_opinion": Action("ethics_opinion", EthicsOpinion, _HANDLER_SIDE, "the ethics committee's opinion {text}"),
-    "refer_to_mediation": Action("refer_to_mediation", MediationReferral, _MEMBER_SIDE, "refer to the mediator {file_complete_at?}"),
-    "mediation_outcome": Action("mediation_outcome", MediationOutcome, _HANDLER_SIDE, "the mediator's opinion {opinion, text, amount?}"),
+    "refer_to_mediation": Action(
+        "refer_to_mediation", MediationReferral, _MEMBER_SIDE, "refer to the mediator {file_complete_at?}"
+    ),
+    "mediation_outcome": Action(
+        "mediation_outcome", MediationOutcome, _HANDLER_SIDE, "the mediator's opinion {opinion, text, amount?}"
+    ),
     "satisfaction": Action("satisfaction", Satisfaction, _MEMBER_SIDE, "satisfaction after closure {score: 1..5}"),
     "close": Action("close", Close, _HANDLER_SIDE, "close the dispute {reason?}"),
-    "correct_category": Action("correct_category", CategoryCorrection, _HANDLER_SIDE, "correct the triaged category {category}"),
+    "correct_category": Action(
+        "correct_category", CategoryCorrection, _HANDLER_SIDE, "correct the triaged category {category}"
+    ),
 }
 
 
@@ -111,9 +124,7 @@ def validate(model: type[BaseModel], payload: Any) -> BaseModel:
     try:
         return model.model_validate(payload if payload is not None else {})
     except ValidationError as err:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]} for e in err.errors()
-        ]
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]} for e in err.errors()]
         raise DisputeError(422, "invalid input", errors=errors) from None
 
 
@@ -166,7 +177,9 @@ def visibility_query(stage: str | None, category: str | None, sla: str | None) -
     """Only enum values reach the query string (no injection through the filters)."""
     parts = ['WorkflowType = "DisputeWorkflow"']
     for name, value, enum in (
-        ("stage", stage, DisputeStage), ("category", category, DisputeCategory), ("sla", sla, SlaState)
+        ("stage", stage, DisputeStage),
+        ("category", category, DisputeCategory),
+        ("sla", sla, SlaState),
     ):
         if value is None:
             continue
@@ -186,8 +199,13 @@ def visibility_query(stage: str | None, category: str | None, sla: str | None) -
 
 
 async def list_disputes(
-    client: Client, *, stage: str | None = None, category: str | None = None, sla: str | None = None,
-    page_size: int = 50, next_page_token: bytes | None = None,
+    client: Client,
+    *,
+    stage: str | None = None,
+    category: str | None = None,
+    sla: str | None = None,
+    page_size: int = 50,
+    next_page_token: bytes | None = None,
 ) -> tuple[list[dict[str, Any]], bytes | None]:
     it = client.list_workflows(
         visibility_query(stage, category, sla), page_size=page_size, next_page_token=next_page_token
@@ -197,17 +215,19 @@ async def list_disputes(
     for wf in it.current_page or []:
         attrs = wf.typed_search_attributes
         due = attrs.get(sa.SLA_DUE_AT)
-        items.append({
-            "dispute_id": wf.id.removeprefix("dispute-"),
-            "workflow_id": wf.id,
-            "run_id": wf.run_id,
-            "status": wf.status.name.lower() if wf.status else None,
-            "stage": attrs.get(sa.DISPUTE_STAGE),
-            "category": attrs.get(sa.DISPUTE_CATEGORY),
-            "sla_status": attrs.get(sa.SLA_STATUS),
-            "sla_due_at": due.isoformat() if due else None,
-            "started_at": wf.start_time.isoformat() if wf.start_time else None,
-        })
+        items.append(
+            {
+                "dispute_id": wf.id.removeprefix("dispute-"),
+                "workflow_id": wf.id,
+                "run_id": wf.run_id,
+                "status": wf.status.name.lower() if wf.status else None,
+                "stage": attrs.get(sa.DISPUTE_STAGE),
+                "category": attrs.get(sa.DISPUTE_CATEGORY),
+                "sla_status": attrs.get(sa.SLA_STATUS),
+                "sla_due_at": due.isoformat() if due else None,
+                "started_at": wf.start_time.isoformat() if wf.start_time else None,
+            }
+        )
     return items, it.next_page_token
 
 
@@ -237,9 +257,7 @@ async def post_dispute(
     dispute: Dispute, request: Request, _role: str = Depends(require_role("backoffice", "operator"))
 ):
     try:
-        handle = await open_dispute(
-            request.app.state.temporal, dispute, request.app.state.settings.temporal_task_queue
-        )
+        handle = await open_dispute(request.app.state.temporal, dispute, request.app.state.settings.temporal_task_queue)
     except DisputeError as err:
         return err.response()
     return OpenedDispute(dispute_id=dispute.dispute_id, workflow_id=handle.id, run_id=handle.result_run_id)
@@ -266,8 +284,12 @@ async def get_disputes(
         return DisputeError(422, "page_token is not valid", "page_token").response()
     try:
         items, nxt = await list_disputes(
-            request.app.state.temporal, stage=stage, category=category, sla=sla,
-            page_size=page_size, next_page_token=token,
+            request.app.state.temporal,
+            stage=stage,
+            category=category,
+            sla=sla,
+            page_size=page_size,
+            next_page_token=token,
         )
     except DisputeError as err:
         return err.response()
@@ -299,10 +321,7 @@ def compute_kpis(rows: list[DisputeRecord]) -> list[CategoryKpi]:
                 mean_handling_days=round(sum(days) / len(days), 2) if days else None,
                 mean_satisfaction=round(sum(scores) / len(scores), 2) if scores else None,
                 sla_breaches=sum(
-                    1
-                    for r in items
-                    for c in (r.status_json or {}).get("clocks", [])
-                    if c.get("state") == "breached"
+                    1 for r in items for c in (r.status_json or {}).get("clocks", []) if c.get("state") == "breached"
                 ),
                 escalated=sum(1 for r in items if r.escalated),
                 in_mediation=sum(1 for r in items if r.in_mediation),
@@ -335,7 +354,9 @@ async def post_action(
 ):
     spec = ACTIONS.get(action)
     if spec is None:
-        return DisputeError(404, f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", "action").response()
+        return DisputeError(
+            404, f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", "action"
+        ).response()
     if role != "admin" and role not in spec.roles:
         return JSONResponse(
             status_code=403,
