@@ -180,7 +180,7 @@ def main() -> int:
         print(json.dumps(result, indent=2))
     else:
         print(f"letters bench — {result['cpus']} CPU(s), median of {args.repeat}, load avg {result['load_avg_1min']:.2f} (other processes skew wall-clock ratios)")
-        print(f"                                                     wall ms/letter  x floor   CPU ms/letter")
+        print("                                                     wall ms/letter  x floor   CPU ms/letter")
         print(f"  floor  (plain 1-page letter, 20 per render, 1 core) {floor:9.1f}        1.00     {floor_cpu:7.1f}")
         print(f"  single (formal notice, PDF/A-3b, one render each)   {single:9.1f}     {single / floor:7.2f}     {single_cpu:7.1f}")
         print(f"  batch  (render_many, {len(items):3d} formal notices)       {batch:9.1f}     {batch / floor:7.2f}     {batch_cpu:7.1f} (workers)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -35,9 +34,9 @@ def render(
     kind: str = typer.Option(..., "--kind", help=f"One of: {', '.join(KINDS)}."),
     count: int = typer.Option(1, "--count", min=1, help="How many letters to render."),
     out: Path = typer.Option(Path("letters-preview"), "--out", help="Output directory."),
-    case: Optional[Path] = typer.Option(None, "--case", exists=True, dir_okay=False, help="JSON UnpaidCase or LetterContext."),
-    variant: Optional[str] = typer.Option(None, "--variant", help="Sample variant (total, partial, collective, life, life_reduction, compulsory); default: cycle through all."),
-    portfolio: Optional[str] = typer.Option(None, "--portfolio", help="Sender identity from this portfolio's policy (default: the case's)."),
+    case: Path | None = typer.Option(None, "--case", exists=True, dir_okay=False, help="JSON UnpaidCase or LetterContext."),
+    variant: str | None = typer.Option(None, "--variant", help="Sample variant (total, partial, collective, life, life_reduction, compulsory); default: cycle through all."),
+    portfolio: str | None = typer.Option(None, "--portfolio", help="Sender identity from this portfolio's policy (default: the case's)."),
     outcome: str = typer.Option("rejected", "--outcome", help="Dispute answer outcome: upheld, partially_upheld, rejected."),
     demo: bool = typer.Option(False, "--demo", help="Print the compressed-clock DEMONSTRATION banner."),
 ) -> None:
@@ -75,7 +74,7 @@ def render(
             if demo:
                 contexts = [c.model_copy(update={"demo_clock": True}) for c in contexts]
             items = [(c, policies.for_portfolio(portfolio or c.portfolio).sender) for c in contexts]
-            results = list(zip((c.letter_id for c in contexts), renderer.render_many(items)))
+            results = list(zip((c.letter_id for c in contexts), renderer.render_many(items), strict=True))
     except ValueError as exc:  # bad data: a clear message, not a traceback
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc

@@ -341,7 +341,7 @@ def test_pdfa_3b_claim_metadata_and_embedded_fonts(renderer):
     assert info.title == f"Mise en demeure — contrat {ctx.contract_id}"
     assert info.author == SENDER.name
     keywords = info["/Keywords"]
-    assert f"kind:formal_notice" in keywords and f"contract:{ctx.contract_id}" in keywords
+    assert "kind:formal_notice" in keywords and f"contract:{ctx.contract_id}" in keywords
     assert f"letter:{ctx.letter_id}" in keywords
     assert ctx.contract_id in " ".join(xmp.dc_title.values())
     catalog = reader.trailer["/Root"]
@@ -374,7 +374,7 @@ def test_render_many_matches_single_renders_byte_for_byte():
     single = LetterRenderer(workers=1)
     assert len(many) == len(items)
     fallback = 0
-    for (ctx, sender), letter in zip(items, many):
+    for (ctx, sender), letter in zip(items, many, strict=True):
         assert letter.sha256 == hashlib.sha256(letter.pdf).hexdigest()
         alone = single.render(ctx, sender)
         if "ễ" in ctx.recipient.name:

@@ -169,7 +169,7 @@ class LetterRenderer:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
 
-    def __enter__(self) -> "LetterRenderer":
+    def __enter__(self) -> LetterRenderer:
         return self
 
     def __exit__(self, *exc: object) -> None:

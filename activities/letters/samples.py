@@ -26,7 +26,6 @@ from models.payloads import (
     Policyholder,
     Regime,
     UnpaidCase,
-    UnpaidKind,
 )
 from models.policy import RecoveryPolicy, SenderIdentity
 
