@@ -472,3 +472,29 @@ async def test_information_request_pauses_the_answer_clock_only_when_configured(
         assert paused_st.clocks[1].state is SlaState.ON_TRACK
         for handle in (paused, running):
             await handle.terminate("test over")
+
+
+async def test_mediation_window_and_hold_rule_are_configurable(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path, extra_workflows=[RecordingRecovery]) as (queue, engine):
+        now = await env.get_current_time()
+        # L612-2: mediation at most one year after the written complaint.
+        old = await _start(env, queue, _dispute(now - timedelta(days=400)))
+        st = await _wait_for(old, lambda s: s.clocks[1].breach_recorded)
+        assert st.escalated and st.sla_status is SlaState.BREACHED
+        reason = await _rejected(old, DisputeWorkflow.refer_to_mediation, MediationReferral())
+        assert "within one year" in reason
+
+        # A portfolio may decide that premium disputes do not hold recovery.
+        recovery = await env.client.start_workflow(RecordingRecovery.run, "CT-12", id="unpaid-CT-12", task_queue=queue)
+        d = _dispute(
+            now,
+            contract_id="CT-12",
+            category=DisputeCategory.PREMIUMS,
+            config=DisputeConfig(hold_recovery_categories=[]),
+        )
+        handle = await _start(env, queue, d)
+        await handle.execute_update(DisputeWorkflow.close, Close(reason="retrait"))
+        st = await _wait_for(handle, lambda s: s.closed_at is not None)
+        assert st.recovery is None and await recovery.query(RecordingRecovery.signals) == []
+        for h in (old, handle, recovery):
+            await h.terminate("test over")
