@@ -343,7 +343,12 @@ def test_pdfa_3b_claim_metadata_and_embedded_fonts(renderer):
     keywords = info["/Keywords"]
     assert "kind:formal_notice" in keywords and f"contract:{ctx.contract_id}" in keywords
     assert f"letter:{ctx.letter_id}" in keywords
-    assert ctx.contract_id in " ".join(xmp.dc_title.values())
+    # PDF/A: the Info dictionary and the XMP packet must say the same thing.
+    assert xmp.dc_title["x-default"] == info.title
+    assert xmp.dc_creator == [info.author]
+    assert xmp.pdf_keywords == keywords
+    assert xmp.dc_description["x-default"] == info.subject
+    assert xmp.xmp_create_date.date() == ctx.letter_date  # the letter date, not the wall clock
     catalog = reader.trailer["/Root"]
     intents = catalog["/OutputIntents"]
     assert intents[0].get_object()["/S"] == "/GTS_PDFA1"
@@ -493,3 +498,33 @@ def test_sender_identity_from_policy_is_printed(renderer):
     assert f"https://pay.exemple.example/{ctx.contract_id}" in text
     epc = parse_epc(qr_payloads(letter.pdf)[0])
     assert epc["iban"] == "DE89370400440532013000" and epc["bic"] == "COBADEFFXXX"
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_letters_render_samples_and_case(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from starter.cli_letters import register
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    result = runner.invoke(app, ["letters", "render", "--kind", "reminder", "--count", "2", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "s").glob("*.pdf"))
+    assert len(files) == 2
+    for path in files:
+        assert f"sha256={hashlib.sha256(path.read_bytes()).hexdigest()}" in result.output
+
+    case = tmp_path / "case.json"
+    case.write_text(case_for("life_reduction").model_dump_json(), encoding="utf-8")
+    result = runner.invoke(app, ["letters", "render", "--kind", "formal_notice", "--case", str(case), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    (pdf,) = (tmp_path / "c").glob("*.pdf")
+    assert "réduit à compter du 24 décembre 2026 à 0 heure" in text_of(pdf.read_bytes())
+
+    result = runner.invoke(app, ["letters", "render", "--kind", "nonsense", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "unknown kind" in result.output
