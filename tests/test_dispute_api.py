@@ -94,6 +94,12 @@ async def test_open_read_act_and_kpis(api):
     assert premiums["mean_satisfaction"] == 4.0 and premiums["sla_breaches"] == 0
     assert (await http.get("/v1/disputes/kpis", headers=OPS)).status_code == 403
 
+    # The workflow completed after the satisfaction score: still readable, no more messages.
+    r = await http.get(f"/v1/disputes/{did}", headers=MGR)
+    assert r.status_code == 200 and r.json()["satisfaction"]["score"] == 4
+    r = await http.post(f"/v1/disputes/{did}/customer_message", json={"text": "Merci"}, headers=BO)
+    assert r.status_code == 409 and "completed" in r.json()["detail"]
+
 
 async def test_errors_are_json_with_field_and_reason(api):
     http, env = api

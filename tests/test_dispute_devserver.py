@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from models.disputes import Acknowledge, Dispute, DisputeCategory, Member
+from models import search_attributes as sa
+from models.disputes import Acknowledge, Close, Dispute, DisputeCategory, Member
 from models.settings import Settings
 from starter.api.app import create_app
 from tests.test_dispute_helpers import make_activities
@@ -62,5 +63,13 @@ async def test_disputes_listed_by_stage_category_and_sla(dev_env, tmp_path):
             assert f"V-{tag}-1" in {i["dispute_id"] for i in r.json()["items"]}
             r = await http.get("/v1/disputes", params={"stage": 'x" OR 1=1'}, headers=headers)
             assert r.status_code == 422 and r.json()["errors"][0]["field"] == "stage"
+            # Closed: nothing is due any more, SlaDueAt is removed and SlaStatus says met.
+            await handles[2].execute_update(DisputeWorkflow.close, Close(reason="retrait"))
+            for _ in range(100):
+                attrs = (await handles[2].describe()).typed_search_attributes
+                if attrs.get(sa.DISPUTE_STAGE) == "closed":
+                    break
+                await asyncio.sleep(0.1)
+            assert attrs.get(sa.SLA_DUE_AT) is None and attrs.get(sa.SLA_STATUS) == "met"
         for h in handles:
             await h.terminate("test over")

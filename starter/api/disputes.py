@@ -24,6 +24,9 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, select
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -170,7 +173,29 @@ async def act(client: Client, dispute_id: str, action: str, payload: Any) -> Dis
         reason = getattr(cause, "message", None) or str(cause or err)
         raise DisputeError(409, reason, action) from None
     except RPCError as err:
-        raise (_not_found(err, dispute_id) or err) from None
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # Servers word this differently ("workflow not found", "already completed",
+        # "update … not found"): ask for the workflow itself.
+        raise await _missing_or_completed(client, dispute_id) from None
+
+
+async def _missing_or_completed(client: Client, dispute_id: str) -> DisputeError:
+    # The raw describe call: only the execution status is needed, no attribute decoding.
+    try:
+        desc = await client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(
+                namespace=client.namespace,
+                execution=WorkflowExecution(workflow_id=workflow_id(dispute_id)),
+            )
+        )
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return DisputeError(404, f"unknown dispute {dispute_id}")
+        raise
+    status = WorkflowExecutionStatus.Name(desc.workflow_execution_info.status)
+    status = status.removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
+    return DisputeError(409, f"dispute {dispute_id} is closed and its workflow has {status}")
 
 
 def visibility_query(stage: str | None, category: str | None, sla: str | None) -> str:
