@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from models import calendar as cal
 from models.payloads import CaseStatus, Payment
+from models.recovery import CaseSync
 from models.tables import CaseEvent, CaseRecord, PaymentRecord
 from tests.recovery_support import make_case, paris_today, recovery_worker, sleep_until, start_case
 
@@ -229,3 +230,55 @@ async def test_messages_arriving_while_the_notice_is_being_sent(ts_env, tmp_path
                 assert st.stage.value == "on_hold" and st.held_from_stage.value == "notice_sent"
                 await handle.signal("cancel", {"reason": "test over"})
                 await handle.result()
+
+
+async def test_cancel_arriving_during_a_database_write_closes_the_case(ts_env, tmp_path):
+    """A message that lands while an activity of the main loop runs must not be lost."""
+    import asyncio
+    import uuid
+
+    from temporalio import activity
+
+    from activities.db import make_engine
+    from activities.recovery import RecoveryActivities
+    from models.policy import load_policies
+    from models.settings import Settings
+    from tests.recovery_support import ProviderDouble
+    from worker import build_worker
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    real = RecoveryActivities(engine, load_policies(), tmp_path)
+    provider = ProviderDouble()
+    entered, release = asyncio.Event(), asyncio.Event()
+    syncs = 0
+
+    @activity.defn(name="sync_case")
+    async def gated_sync(sync: CaseSync) -> None:
+        nonlocal syncs
+        syncs += 1
+        if syncs == 1:  # the first write, right after the case opened
+            entered.set()
+            await release.wait()
+        real.sync_case(sync)
+
+    tq = f"tq-{uuid.uuid4().hex[:6]}"
+    acts = [real.load_policy, gated_sync, real.record_payment, provider.send_letter, provider.hand_over_to_litigation]
+    async with build_worker(ts_env.client, Settings(data_dir=tmp_path), activities=acts, task_queue=tq):
+        due = await paris_today(ts_env) + timedelta(days=1)
+        handle = await start_case(ts_env.client, make_case(due=due), tq)
+        await asyncio.wait_for(entered.wait(), 60)
+        await handle.signal("cancel", {"reason": "contract transferred"})
+        release.set()
+        from temporalio.api.enums.v1 import EventType
+
+        async def completed() -> bool:
+            history = await handle.fetch_history()
+            return history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+
+        for _ in range(50):  # real time, no skipping: the case must close at once, not at its next deadline
+            await asyncio.sleep(0.1)
+            if await completed():
+                break
+        assert await completed()
+        result = await handle.result()
+        assert result.stage.value == "cancelled" and result.closed

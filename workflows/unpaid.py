@@ -109,22 +109,26 @@ class UnpaidPremiumWorkflow:
                     "reminders only, no formal notice (portfolio policy)",
                 )
         while not s.closed:
+            # Reset before any await: a message arriving during the activities below must
+            # still wake the wait (a reset after them would lose it).
+            self._wake = False
             await self._flush()
             while s.pending_acknowledgements and not s.closed and workflow.patched("partial-payment-acknowledgement"):
                 # A partial payment neither stops nor reinstates: it is acknowledged (DOMAIN §1.1).
                 n = len([lt for lt in s.letters if lt.kind is LetterKind.PAYMENT_ACKNOWLEDGEMENT]) + 1
                 await self._send(LetterKind.PAYMENT_ACKNOWLEDGEMENT, self._reminder_channel(), attempt=n)
                 s.pending_acknowledgements.pop(0)
+            if s.closed:
+                break
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(args=[case, s])
             deadline = self._next_deadline()
-            self._wake = False
             timeout = None
             if deadline is not None:
                 timeout = max(timedelta(0), (deadline.at - self._now()) / self._k)
             try:
-                await workflow.wait_condition(lambda: self._wake, timeout=timeout)
+                await workflow.wait_condition(lambda: self._wake or s.closed, timeout=timeout)
             except TimeoutError:
                 await self._on_deadline(deadline)  # type: ignore[arg-type]
         await self._flush()
@@ -197,11 +201,13 @@ class UnpaidPremiumWorkflow:
         # later of these and the dates computed from the certified deposit (never early).
         planned = cal.notice_schedule(self._now(), self._rules())
         s.stated_suspension_at, s.stated_termination_at = planned.suspension_at, planned.termination_at
+        # Known before the send, so a bounce arriving during a retried send invalidates it.
+        s.notice_letter_id = self._letter_id(LetterKind.FORMAL_NOTICE, s.notice_attempt)
         deposit = await self._send(LetterKind.FORMAL_NOTICE, channel, attempt=s.notice_attempt)
         if deposit is None:
+            s.notice_letter_id = None
             return
-        s.notice_letter_id = deposit.letter_id
-        if deposit.deposited_at is not None:
+        if deposit.deposited_at is not None and s.notice_letter_id == deposit.letter_id:
             self._notice_deposited(self._virtual(deposit.deposited_at))
 
     def _notice_deposited(self, at: datetime) -> None:
@@ -282,7 +288,9 @@ class UnpaidPremiumWorkflow:
         if s.delivery_problem:
             self._log("delivery_restored", f"{kind.value} delivered after provider outage")
             s.delivery_problem = None
-        info.status = deposit.status
+        if info.status in ("sending", "abandoned"):
+            # An outcome (accepted, bounced…) may already have arrived during a retried send.
+            info.status = deposit.status
         info.sha256 = deposit.sha256
         info.provider_id = deposit.provider_id
         info.channel = deposit.channel
@@ -297,7 +305,7 @@ class UnpaidPremiumWorkflow:
         collective = case.regime in (Regime.MUTUELLE_COLLECTIVE, Regime.PREVOYANCE_COLLECTIVE)
         recipient = case.employer if (collective and case.employer) else case.policyholder
         return LetterContext(
-            letter_id=f"{case.contract_id}.{s.case_ref}.{kind.value}.{attempt}",
+            letter_id=self._letter_id(kind, attempt),
             kind=kind, channel=channel, contract_id=case.contract_id, portfolio=case.portfolio,
             regime=case.regime, unpaid_kind=case.unpaid_kind, currency=case.currency,
             recipient=recipient, policyholder_name=case.policyholder.name,
@@ -314,6 +322,10 @@ class UnpaidPremiumWorkflow:
             life_outcome=("reduction" if case.has_surrender_value else "termination") if case.regime is Regime.VIE else None,
             payment_reference=case.contract_id, demo_clock=self._k > 1, attempt=attempt,
         )
+
+    def _letter_id(self, kind: LetterKind, attempt: int) -> str:
+        """Stable per (case, kind, attempt): the provider reference that prevents doubles."""
+        return f"{self.s.case.contract_id}.{self.s.case_ref}.{kind.value}.{attempt}"
 
     def _notice_channel(self) -> Channel:
         """Registered channel for legal letters: LRE needs an e-mail and consent (CPCE L100)."""
