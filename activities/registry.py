@@ -13,6 +13,9 @@ def build_activities(settings: Settings) -> list[Any]:
     recovery = RecoveryActivities.from_settings(settings)
     acts: list[Any] = list(recovery.all())
     from activities.disputes import DisputeActivities
+    from activities.sending import LreActivities
+
+    acts += LreActivities.from_settings(settings, recovery.engine).all()
 
     acts += DisputeActivities.from_settings(settings).all()
     return acts

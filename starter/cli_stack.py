@@ -85,7 +85,20 @@ async def _load_demo(settings: Settings, marker: Path) -> list[str]:
     return opened
 
 
+async def _ensure_schedules(settings: Settings) -> list[str]:
+    from starter.schedules import ensure_schedules
+    from starter.temporal_client import connect
+
+    return await ensure_schedules(await connect(settings), settings.temporal_task_queue)
+
+
 def register(app: typer.Typer) -> None:
+    @app.command()
+    def schedules() -> None:
+        """Create the product's Temporal schedules (LRE reconciliation) if missing."""
+        created = asyncio.run(_ensure_schedules(get_settings()))
+        typer.echo(f"created: {', '.join(created)}" if created else "schedules already present")
+
     @app.command()
     def worker() -> None:
         """Run a worker (all workflows and activities) with the settings from the environment."""
@@ -152,6 +165,7 @@ def register(app: typer.Typer) -> None:
                 *sa.dev_server_flags(),
             ])
             asyncio.run(_wait_temporal(settings, 60, temporal))
+            asyncio.run(_ensure_schedules(settings))
             sim = start("lre-sim", [*me, "lre-sim", "--data-dir", str(data / "lre-sim"),
                                     "--seconds-per-day", str(sim_seconds_per_day)])
             api_proc = start("api", [*me, "api"])

@@ -2,6 +2,7 @@
 
 from workflows.dispute import DisputeWorkflow
 from workflows.mediation import MediationWorkflow
+from workflows.reconcile import LreReconciliationWorkflow
 from workflows.unpaid import UnpaidPremiumWorkflow
 
-ALL_WORKFLOWS: list[type] = [UnpaidPremiumWorkflow, DisputeWorkflow, MediationWorkflow]
+ALL_WORKFLOWS: list[type] = [UnpaidPremiumWorkflow, DisputeWorkflow, MediationWorkflow, LreReconciliationWorkflow]
