@@ -117,6 +117,9 @@ class DisputeConfig(_Model):
     satisfaction_window_days: int = Field(default=30, ge=0)
     send_letters: bool = True
     portfolio: str = "default"
+    # Continue-as-new when the server suggests it, or after this many history events
+    # (a bound for very long disputes; None: only on the server's suggestion).
+    continue_as_new_after_events: int | None = Field(default=None, ge=50)
 
     @field_validator("alert_thresholds")
     @classmethod
@@ -155,6 +158,8 @@ class Dispute(_Model):
     complex: bool = False  # complex or sensitive cases go to the ethics committee
     sensitive: bool = False
     config: DisputeConfig = Field(default_factory=DisputeConfig)
+    # Set by the workflow itself when it continues as new; never by a caller.
+    carry_over: DisputeCarryOver | None = None
 
     @field_validator("received_at")
     @classmethod
@@ -361,6 +366,18 @@ class DisputeStatus(_Model):
     closed_at: datetime | None = None
     close_reason: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class DisputeCarryOver(_Model):
+    """The whole state a DisputeWorkflow carries through ``continue_as_new``."""
+
+    status: DisputeStatus
+    synced: int  # history entries already written to the audit trail
+    stage_before_info: DisputeStage = DisputeStage.ACKNOWLEDGED
+    runs: int = 1
+
+
+Dispute.model_rebuild()
 
 
 # --- child workflow payloads -------------------------------------------------------------

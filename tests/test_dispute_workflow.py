@@ -498,3 +498,42 @@ async def test_mediation_window_and_hold_rule_are_configurable(env, tmp_path):
         assert st.recovery is None and await recovery.query(RecordingRecovery.signals) == []
         for h in (old, handle, recovery):
             await h.terminate("test over")
+
+
+async def test_long_dispute_continues_as_new_with_its_whole_state(env, tmp_path):
+    async with dispute_worker(env.client, tmp_path) as (queue, engine):
+        now = await env.get_current_time()
+        d = _dispute(now, config=DisputeConfig(continue_as_new_after_events=50, satisfaction_window_days=0))
+        started = await _start(env, queue, d)
+        first_run = started.first_execution_run_id
+        # Talk to the latest run (as the API does), not to the first run's handle.
+        handle = env.client.get_workflow_handle(started.id, result_type=DisputeStatus)
+        await handle.execute_update(DisputeWorkflow.acknowledge, Acknowledge())
+        await handle.execute_update(DisputeWorkflow.assign, Handler(name="Julie Martin"))
+        # A chatty member: many messages until the history is long enough. (The run
+        # change is watched with describe, a server call: the time-skipping server can
+        # stall a query that lands on the run while it continues as new.)
+        for n in range(12):
+            await handle.execute_update(DisputeWorkflow.customer_message, CustomerMessage(text=f"Message {n}"))
+        for _ in range(100):
+            desc = await env.client.get_workflow_handle(handle.id).describe()
+            if desc.run_id != first_run:
+                break
+            await asyncio.sleep(0.1)
+        assert desc.run_id != first_run, "the dispute never continued as new"
+        await asyncio.sleep(0.5)
+        st = await _wait_for(handle, lambda s: "continued_as_new" in _kinds(s))
+        # Everything was carried: stage, handler, clocks, history (once), category.
+        assert st.stage is DisputeStage.IN_PROGRESS and st.handler.name == "Julie Martin"
+        assert st.clocks[0].state is SlaState.MET and st.clocks[1].completed_at is None
+        kinds = _kinds(st)
+        assert kinds.count("received") == 1 and kinds.count("acknowledged") == 1
+        st = await handle.execute_update(DisputeWorkflow.respond, Decision(outcome=Outcome.UPHELD, text="Accordé"))
+        st = await handle.execute_update(DisputeWorkflow.customer_reply, CustomerReply(accepts=True))
+        result = await handle.result()
+        assert result.stage is DisputeStage.CLOSED and result.clocks[1].state is SlaState.MET
+        with Session(engine) as db:
+            events = db.exec(select(CaseEvent).where(CaseEvent.workflow_id == handle.id)).all()
+        # The audit trail holds every entry exactly once across both runs.
+        assert len(events) == len(result.history)
+        assert len({e.run_id for e in events}) == 2

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerReply,
         Decision,
         Dispute,
+        DisputeCarryOver,
         DisputeCategory,
         DisputeLetterRequest,
         DisputeStage,
@@ -124,29 +125,37 @@ class DisputeWorkflow:
     def __init__(self, dispute: Dispute) -> None:
         self._dispute = dispute
         self._cfg = dispute.config
-        self._status = DisputeStatus(
-            dispute_id=dispute.dispute_id,
-            stage=DisputeStage.RECEIVED,
-            category=dispute.category or DisputeCategory.OTHER,
-            category_source="given" if dispute.category else "pending_triage",
-            member=dispute.member,
-            contract_id=dispute.contract_id,
-            received_at=dispute.received_at,
-            subject=dispute.subject,
-            channel=dispute.channel,
-            clocks=dispute_clocks(dispute.received_at, dispute.config),
-            mediation_possible_until=mediation_possible_until(
-                dispute.received_at, dispute.config.mediation_window_months
-            ),
+        carried = dispute.carry_over
+        self._status = (
+            carried.status
+            if carried
+            else DisputeStatus(
+                dispute_id=dispute.dispute_id,
+                stage=DisputeStage.RECEIVED,
+                category=dispute.category or DisputeCategory.OTHER,
+                category_source="given" if dispute.category else "pending_triage",
+                member=dispute.member,
+                contract_id=dispute.contract_id,
+                received_at=dispute.received_at,
+                subject=dispute.subject,
+                channel=dispute.channel,
+                clocks=dispute_clocks(dispute.received_at, dispute.config),
+                mediation_possible_until=mediation_possible_until(
+                    dispute.received_at, dispute.config.mediation_window_months
+                ),
+            )
         )
         self._dirty = False
-        self._synced = 0
+        self._synced = carried.synced if carried else 0
+        self._runs = carried.runs if carried else 1
         self._published: tuple | None = None
-        self._stage_before_info = DisputeStage.ACKNOWLEDGED
+        self._stage_before_info = carried.stage_before_info if carried else DisputeStage.ACKNOWLEDGED
         self._mediation_handle: workflow.ChildWorkflowHandle | None = None
         self._mediation_task: asyncio.Task | None = None
         self._flush_lock = asyncio.Lock()
         self._dirty_read_model = True
+        if carried:
+            return
         # Recorded here, not in run(): an update delivered with the first task runs before.
         self._record("received", f"{dispute.channel}: {dispute.subject}")
         for clock in self._status.clocks:
@@ -159,9 +168,11 @@ class DisputeWorkflow:
     @workflow.run
     async def run(self, dispute: Dispute) -> DisputeStatus:
         s = self._status
-        if dispute.category is None:
+        if dispute.carry_over is not None:
+            self._record("continued_as_new", f"run {self._runs}")
+        elif dispute.category is None:
             await self._triage()
-        if dispute.complex or dispute.sensitive:
+        if (dispute.complex or dispute.sensitive) and dispute.carry_over is None:
             flags = " et ".join(f for f, on in (("complexe", dispute.complex), ("sensible", dispute.sensitive)) if on)
             await self._refer_to_ethics(f"réclamation signalée {flags}")
         await self._apply_recovery_rule()
@@ -169,6 +180,22 @@ class DisputeWorkflow:
         while s.stage is not DisputeStage.CLOSED:
             await self._check_clocks()
             await self._flush()
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._flush()
+            if self._should_continue_as_new() and workflow.all_handlers_finished():
+                workflow.continue_as_new(
+                    self._dispute.model_copy(
+                        update={
+                            "carry_over": DisputeCarryOver(
+                                status=self._status,
+                                synced=self._synced,
+                                stage_before_info=self._stage_before_info,
+                                runs=self._runs + 1,
+                            )
+                        }
+                    )
+                )
             wake = self._next_wakeup()
             timeout = None if wake is None else max(wake - workflow.now(), timedelta(0)) + _SLACK
             try:
@@ -788,6 +815,15 @@ class DisputeWorkflow:
         workflow.set_current_details("\n".join(lines))
 
     # ================================================================== helpers
+    def _should_continue_as_new(self) -> bool:
+        """A long dispute starts a fresh history; never with a mediation child running
+        (its handle cannot be carried) or a message being handled."""
+        if self._status.stage is DisputeStage.IN_MEDIATION or self._dirty:
+            return False
+        info = workflow.info()
+        limit = self._cfg.continue_as_new_after_events
+        return info.is_continue_as_new_suggested() or (limit is not None and info.get_current_history_length() >= limit)
+
     def _record(self, kind: str, detail: str = "") -> None:
         self._status.history.append(HistoryEntry(at=workflow.now(), kind=kind, detail=detail))
 
