@@ -537,3 +537,7 @@ async def test_long_dispute_continues_as_new_with_its_whole_state(env, tmp_path)
         # The audit trail holds every entry exactly once across both runs.
         assert len(events) == len(result.history)
         assert len({e.run_id for e in events}) == 2
+        if os.environ.get("SAVE_DISPUTE_HISTORIES"):
+            first = env.client.get_workflow_handle(handle.id, run_id=first_run)
+            (HISTORIES / "dispute_continue_as_new.json").write_text((await first.fetch_history()).to_json())
+            (HISTORIES / "dispute_continued_run.json").write_text((await handle.fetch_history()).to_json())
