@@ -81,6 +81,9 @@ async def _load_demo(settings: Settings, marker: Path) -> list[str]:
         await cases.register_payment(client, "DEMO-IARD-002", Payment(
             payment_id="DEMO-VIR-0001", amount=Decimal("42.30"), currency="EUR",
             received_at=datetime.now(timezone.utc), method="virement", reference="DEMO-IARD-002"))
+    from starter.cli_disputes import seed_demo_disputes
+
+    opened += await seed_demo_disputes(client, settings.temporal_task_queue, datetime.now(timezone.utc))
     marker.write_text("\n".join(opened) + "\n", encoding="utf-8")
     return opened
 
@@ -166,7 +169,11 @@ def register(app: typer.Typer) -> None:
             ])
             asyncio.run(_wait_temporal(settings, 60, temporal))
             asyncio.run(_ensure_schedules(settings))
+            from urllib.parse import urlsplit
+
+            sim_url = urlsplit(settings.lre_base_url)
             sim = start("lre-sim", [*me, "lre-sim", "--data-dir", str(data / "lre-sim"),
+                                    "--host", sim_url.hostname or "127.0.0.1", "--port", str(sim_url.port or 8081),
                                     "--seconds-per-day", str(sim_seconds_per_day)])
             api_proc = start("api", [*me, "api"])
             start("worker", [sys.executable, str(Path(__file__).resolve().parent.parent / "worker.py")])
@@ -176,7 +183,7 @@ def register(app: typer.Typer) -> None:
             marker = data / "demo-loaded.txt"
             if demo and not marker.exists():
                 opened = asyncio.run(_load_demo(settings, marker))
-                typer.echo(f"Loaded {len(opened)} demo cases.")
+                typer.echo(f"Loaded {len(opened)} demo recovery cases and disputes.")
             typer.echo("")
             typer.echo("precontentieux is running (embedded stack)")
             typer.echo(f"  Temporal UI  : {settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
@@ -184,7 +191,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  LRE simulator: {settings.lre_base_url}")
             typer.echo(f"  Logs         : {logs}")
             typer.echo("  Demo cases in portfolio 'demo-accelere' run on a compressed clock (1 legal day = 5 s).")
-            typer.echo("Ctrl-C to stop; data persists in .data/ and workflows resume on restart.")
+            typer.echo(f"Ctrl-C to stop; data persists in {data} and workflows resume on restart.")
             while True:
                 for name, proc in procs:
                     if proc.poll() is not None:
