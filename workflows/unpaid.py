@@ -128,7 +128,10 @@ class UnpaidPremiumWorkflow:
             if deadline is not None:
                 timeout = max(timedelta(0), (deadline.at - self._now()) / self._k)
             try:
-                await workflow.wait_condition(lambda: self._wake or s.closed, timeout=timeout)
+                await workflow.wait_condition(
+                    lambda: self._wake or s.closed or workflow.info().is_continue_as_new_suggested(),
+                    timeout=timeout,
+                )
             except TimeoutError:
                 await self._on_deadline(deadline)  # type: ignore[arg-type]
         await self._flush()
