@@ -19,16 +19,25 @@ import sys
 from pathlib import Path
 
 FONTS_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters" / "fonts"
-FAMILY = "Lettre Sans"
-# Latin-1 + Latin Extended-A covers French and most European names. Going wider (Latin
-# Extended-B/Additional: 700 glyphs) costs ~25 ms more per letter, because WeasyPrint
-# reads every glyph of a font it embeds whole; a letter with a character outside the
-# subset falls back to the system fonts and is written with subsetting instead.
-UNICODES = (
-    "U+0020-007E,U+00A0-017F,U+0192,U+02C6-02C7,U+02D8-02DD,U+2002-2027,U+202F,"
-    "U+2030-203A,U+2044,U+205F,U+20AC,U+2116,U+2122,U+2190-2193,U+2212,U+2260,U+2264-2265,"
-    "U+25A0-25A1,U+25CF,U+2610,U+2611,U+2713,U+2714"
-)
+# Two families. "Lettre Sans": Latin-1 + Latin Extended-A, French and most European names,
+# embedded in every letter. "Lettre Sans Ext": the rest of the Latin script (Extended-B,
+# Extended Additional: Vietnamese…), Greek and Cyrillic, used (and embedded) only by a
+# letter that needs it. One bigger font would cost every letter ~25 ms, because WeasyPrint
+# reads every glyph of a font it embeds whole; a character in neither family falls back
+# to the system fonts and that letter is written with subsetting instead.
+FAMILIES = {
+    "Lettre Sans": (
+        "LettreSans",
+        "U+0020-007E,U+00A0-017F,U+0192,U+02C6-02C7,U+02D8-02DD,U+2002-2027,U+202F,"
+        "U+2030-203A,U+2044,U+205F,U+20AC,U+2116,U+2122,U+2190-2193,U+2212,U+2260,"
+        "U+2264-2265,U+25A0-25A1,U+25CF,U+2610,U+2611,U+2713,U+2714",
+    ),
+    "Lettre Sans Ext": (
+        "LettreSansExt",
+        "U+0020,U+00A0,U+0180-024F,U+0250-02AF,U+02B0-02FF,U+0300-036F,U+0370-03FF,"
+        "U+0400-04FF,U+1E00-1EFF",
+    ),
+}
 STYLES = {"Regular": "DejaVuSans.ttf", "Bold": "DejaVuSans-Bold.ttf"}
 
 
@@ -38,35 +47,40 @@ def build(source_dir: Path = Path("/usr/share/fonts/truetype/dejavu")) -> list[P
 
     FONTS_DIR.mkdir(parents=True, exist_ok=True)
     written = []
-    for style, filename in STYLES.items():
-        options = subset.Options()
-        # Kerning kept for layout. No ligatures: a ligature glyph has no Unicode of its own,
-        # so "ff"/"fi" would come back wrong from text extraction (archives are searched).
-        # No TrueType hinting: PDF viewers do not need it and it is a third of the file.
-        options.layout_features = ["kern"]
-        options.hinting = False
-        options.name_IDs = ["*"]
-        options.drop_tables += ["FFTM"]
-        font = TTFont(source_dir / filename, recalcTimestamp=False)  # same input, same bytes
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=subset.parse_unicodes(UNICODES))
-        subsetter.subset(font)
-        names = font["name"]
-        full = FAMILY if style == "Regular" else f"{FAMILY} {style}"
-        for record in list(names.names):
-            if record.nameID in (1, 16):
-                names.setName(FAMILY, record.nameID, record.platformID, record.platEncID, record.langID)
-            elif record.nameID in (4, 18):
-                names.setName(full, record.nameID, record.platformID, record.platEncID, record.langID)
-            elif record.nameID == 6:
-                ps = f"LettreSans-{style}"
-                names.setName(ps, 6, record.platformID, record.platEncID, record.langID)
-            elif record.nameID == 3:
-                names.setName(f"{full} (DejaVu Sans Latin subset)", 3, record.platformID, record.platEncID, record.langID)
-        out = FONTS_DIR / f"LettreSans-{style}.ttf"
-        font.save(out)
-        written.append(out)
+    for family, (stem, unicodes) in FAMILIES.items():
+        for style, filename in STYLES.items():
+            options = subset.Options()
+            # Kerning kept for layout. No ligatures: a ligature glyph has no Unicode of its
+            # own, so "ff"/"fi" would come back wrong from text extraction (archives are
+            # searched). No TrueType hinting: viewers do not need it; a third of the file.
+            options.layout_features = ["kern"]
+            options.hinting = False
+            options.name_IDs = ["*"]
+            options.drop_tables += ["FFTM"]
+            font = TTFont(source_dir / filename, recalcTimestamp=False)  # same input, same bytes
+            subsetter = subset.Subsetter(options)
+            subsetter.populate(unicodes=subset.parse_unicodes(unicodes))
+            subsetter.subset(font)
+            _rename(font, family, stem, style)
+            out = FONTS_DIR / f"{stem}-{style}.ttf"
+            font.save(out)
+            written.append(out)
     return written
+
+
+def _rename(font, family: str, stem: str, style: str) -> None:
+    names = font["name"]
+    full = family if style == "Regular" else f"{family} {style}"
+    for record in list(names.names):
+        args = (record.platformID, record.platEncID, record.langID)
+        if record.nameID in (1, 16):
+            names.setName(family, record.nameID, *args)
+        elif record.nameID in (4, 18):
+            names.setName(full, record.nameID, *args)
+        elif record.nameID == 6:
+            names.setName(f"{stem}-{style}", 6, *args)
+        elif record.nameID == 3:
+            names.setName(f"{full} (DejaVu Sans subset)", 3, *args)
 
 
 if __name__ == "__main__":

@@ -352,12 +352,17 @@ def _available_cpus() -> int:
 
 
 def _covered_codepoints(fonts_dir: Path) -> frozenset[int]:
-    """Code points every letter font has a glyph for (intersection over the styles)."""
+    """Code points the letter fonts have a glyph for: for each family (file stem before
+    the style), the glyphs every style has; then the union of the families."""
     from fontTools.ttLib import TTFont
 
-    sets = [set(TTFont(path, lazy=True).getBestCmap()) for path in sorted(fonts_dir.glob("*.ttf"))]
-    covered = set.intersection(*sets) if sets else set()
-    return frozenset(covered | {0x09, 0x0A, 0x0D})  # whitespace in the HTML source
+    families: dict[str, list[set[int]]] = {}
+    for path in sorted(fonts_dir.glob("*.ttf")):
+        families.setdefault(path.stem.split("-")[0], []).append(set(TTFont(path, lazy=True).getBestCmap()))
+    covered: set[int] = {0x09, 0x0A, 0x0D}  # whitespace in the HTML source
+    for styles in families.values():
+        covered |= set.intersection(*styles)
+    return frozenset(covered)
 
 
 def _money_filter(amount: Any, currency: str = "EUR") -> str:
