@@ -322,6 +322,13 @@ def test_invalid_iban_fails_the_render_instead_of_printing_it(renderer):
         renderer.render(sample_context(LetterKind.FORMAL_NOTICE), bad)
 
 
+def test_a_notice_or_reminder_for_nothing_is_refused(renderer):
+    for kind in (LetterKind.FORMAL_NOTICE, LetterKind.REMINDER):
+        ctx = sample_context(kind).model_copy(update={"amount_due": Decimal("0"), "balance": Decimal("0")})
+        with pytest.raises(LetterRenderError, match="asks for nothing"):
+            renderer.render(ctx, SENDER)
+
+
 def test_letters_that_ask_for_nothing_have_no_qr(renderer):
     for kind in (LetterKind.REINSTATEMENT, LetterKind.LITIGATION_SUMMARY):
         _, letter = render(renderer, kind)

@@ -180,6 +180,9 @@ class LetterRenderer:
     def render_html(self, ctx: LetterContext, sender: SenderIdentity) -> str:
         kind = LetterKind(ctx.kind)
         regime = Regime(ctx.regime)
+        if kind in (LetterKind.REMINDER, LetterKind.FORMAL_NOTICE) and amount_requested(ctx) <= 0:
+            # A registered notice demanding 0,00 € is a caller bug, never a letter to send.
+            raise LetterRenderError(f"{kind.value} for {ctx.contract_id} asks for nothing (amount_due {ctx.amount_due}, balance {ctx.balance})")
         vocab = vocabulary(regime)
         payment: PaymentBlock | None = None
         if asks_for_money(ctx):
