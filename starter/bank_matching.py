@@ -34,10 +34,16 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from typing import IO
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from models.payloads import Payment
+from starter import cases
 
 CONTAINERS = {
     "BkToCstmrDbtCdtNtfctn": ("camt.054", "Ntfctn"),
@@ -288,10 +294,8 @@ class CreditResult:
     balance: str | None = None
 
 
-async def match_credit(client, credit: Credit, index_loader) -> list[str]:
+async def match_credit(client: Client, credit: Credit, index_loader) -> list[str]:
     """Contracts the credit's references point to (exact ids first, then RF/alphanumeric forms)."""
-    from starter import cases
-
     found: dict[str, None] = {}
     candidates = candidate_references(credit)[:12]
     for token in candidates:
@@ -306,12 +310,9 @@ async def match_credit(client, credit: Credit, index_loader) -> list[str]:
     return list(found)
 
 
-async def import_statement(client, source: bytes | str, *, currency: str = "EUR",
+async def import_statement(client: Client, source: bytes | str, *, currency: str = "EUR",
                            on_result=None) -> dict:
     """Parse a camt.054/053, book each matched credit once, report every credit."""
-    from models.payloads import Payment
-    from starter import cases
-
     statement = parse_statement(source)
     index_cache: dict[str, set[str]] | None = None
 
@@ -360,18 +361,12 @@ async def import_statement(client, source: bytes | str, *, currency: str = "EUR"
             except cases.CaseError as err:
                 res.outcome = "rejected" if err.status in (404, 409, 422) else "failed"
                 res.reason = err.message
-            except Exception as err:  # noqa: BLE001 — Temporal unreachable: report, re-import later
-                from temporalio.service import RPCError
-
-                if not isinstance(err, RPCError):
-                    raise
+            except RPCError as err:  # Temporal unreachable: reported; re-importing later is safe
                 res.outcome, res.reason = "failed", f"Temporal error ({err.status.name}): {err.message}"
         results.append(res)
         if on_result is not None:
             on_result(res)
     counts = {k: sum(1 for r in results if r.outcome == k) for k in OUTCOMES}
-    from dataclasses import asdict
-
     return {"kind": statement.kind, "version": statement.version, "message_id": statement.message_id,
             "account_iban": statement.account_iban, "credits": len(results), "debits_ignored": statement.debits,
             "counts": counts, "lines": [asdict(r) for r in results]}

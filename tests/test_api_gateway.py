@@ -251,6 +251,11 @@ async def test_healthz_and_metrics(http):
     assert "precontentieux_api_request_seconds_bucket" in text
     # the Temporal SDK's own client metrics, exported by the Rust core and appended
     assert "temporal_request" in text, text[-2000:]
+    spec = (await http.get("/openapi.json")).json()
+    for path in ("/v1/unpaid-cases", "/v1/unpaid-cases/import", "/v1/unpaid-cases/{contract_id}/payments",
+                 "/v1/unpaid-cases/{contract_id}/hold", "/v1/payments/import", "/healthz", "/metrics"):
+        assert path in spec["paths"], path
+    assert (await http.get("/docs")).status_code == 200
 
 
 async def test_forged_page_token_is_422(http):
