@@ -199,11 +199,11 @@ async def parse_records(lines: Iterable[str] | AsyncIterable[str], name: str | N
                 values = next(csv.reader([line], delimiter=delimiter))
                 if len(values) > len(header or []):
                     raise RecordError(None, f"{len(values)} fields for {len(header or [])} columns")
-                payload = csv_row_to_payload(dict(zip(header or [], values)))
+                payload = csv_row_to_payload(dict(zip(header or [], values, strict=False)))
             yield n, to_case(payload)
         except RecordError as err:
             if err.contract_id is None and fmt == "csv":
-                err.contract_id = (dict(zip(header or [], next(csv.reader([line], delimiter=delimiter))))
+                err.contract_id = (dict(zip(header or [], next(csv.reader([line], delimiter=delimiter)), strict=False))
                                    .get("contract_id") or None)
             yield n, err
 

@@ -111,7 +111,7 @@ async def open_case(client: Client, case: UnpaidCase, task_queue: str, *,
             static_summary=f"Recovery {case.contract_id} ({case.regime.value}, {case.portfolio})",
         )
     except WorkflowAlreadyStartedError:
-        raise CaseError(409, f"a recovery case is already open for contract {case.contract_id}", "contract_id")
+        raise CaseError(409, f"a recovery case is already open for contract {case.contract_id}", "contract_id") from None
 
 
 async def import_case(client: Client, case: UnpaidCase, task_queue: str) -> tuple[str, str]:
@@ -151,7 +151,7 @@ async def _handle(client: Client, contract_id: str) -> WorkflowHandle:
         await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise CaseError(404, f"no recovery case for contract {contract_id}", "contract_id")
+            raise CaseError(404, f"no recovery case for contract {contract_id}", "contract_id") from None
         raise
     return handle
 
@@ -189,9 +189,9 @@ async def register_payment(client: Client, contract_id: str, payment: Payment) -
             st = await handle.query("status", result_type=CaseStatus)
             if payment.payment_id in st.payment_ids:
                 return st
-            raise CaseError(409, message, "contract_id")
+            raise CaseError(409, message, "contract_id") from None
         field = "currency" if "currency" in message else "received_at" if "received_at" in message else "amount"
-        raise CaseError(422, message, field)
+        raise CaseError(422, message, field) from None
 
 
 async def find_contract(client: Client, reference: str) -> str | None:

@@ -51,11 +51,11 @@ def _run(fn: Callable[[Any], Awaitable[T]]) -> T:
     except CaseError as err:
         where = f" [{err.field}]" if err.field else ""
         err_console.print(f"[bold red]error {err.status}{where}:[/] {err.message}")
-        raise typer.Exit(2 if err.status == 422 else 1)
+        raise typer.Exit(2 if err.status == 422 else 1) from None
     except (RPCError, RuntimeError, ConnectionError) as err:
         settings = get_settings()
         err_console.print(f"[bold red]Temporal unavailable at {settings.temporal_address}:[/] {err}")
-        raise typer.Exit(3)
+        raise typer.Exit(3) from None
 
 
 def _fmt(at: datetime | None) -> str:
@@ -106,7 +106,7 @@ def _decimal(value: str, name: str) -> Decimal:
     try:
         return Decimal(value.replace(",", "."))
     except InvalidOperation:
-        raise typer.BadParameter(f"{value!r} is not an amount", param_hint=name)
+        raise typer.BadParameter(f"{value!r} is not an amount", param_hint=name) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -263,7 +263,7 @@ def register(app: typer.Typer) -> None:
             try:
                 return await bank_matching.import_statement(client, file.read_bytes(), currency=currency)
             except bank_matching.StatementError as err:
-                raise CaseError(422, f"not a readable camt.054/053 statement: {err}", "file")
+                raise CaseError(422, f"not a readable camt.054/053 statement: {err}", "file") from err
 
         data = _run(go)
         if as_json:

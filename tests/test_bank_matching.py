@@ -159,7 +159,7 @@ async def test_statement_import_books_matched_credits_once_and_reports_the_rest(
         async for e in h.fetch_history_events():
             print("EV", e.event_id, e.event_type, str(e)[:600].replace("\n", " ") if e.event_type in (10, 12, 13, 8) else "")
         import re
-        print("\n".join(l for l in (stack.data_dir / "worker.log").read_text().splitlines() if re.search("SMP-IARD-0001|Traceback|Error", l))[-4000:])
+        print("\n".join(line for line in (stack.data_dir / "worker.log").read_text().splitlines() if re.search("SMP-IARD-0001|Traceback|Error", line))[-4000:])
     assert sorted(r.payment_id for r in rows) == ["SMP2026111900001", "SMP2026111900002", "SMP2026111900003",
                                                  "SMP2026111900004-01"]
 

@@ -170,7 +170,7 @@ async def test_cli_import_killed_midway_then_rerun_opens_each_case_once(stack, d
         return count
 
     deadline = asyncio.get_running_loop().time() + 90
-    while (done := await started()) < 5:
+    while await started() < 5:
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.2)
