@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FLOOR_WORKFLOW = '''
+FLOOR_WORKFLOW = """
 from datetime import timedelta
 from temporalio import activity, workflow
 
@@ -49,9 +49,9 @@ class BenchFloorWorkflow:
     @workflow.run
     async def run(self, x: int) -> int:
         return await workflow.execute_activity(noop, x, start_to_close_timeout=timedelta(seconds=30))
-'''
+"""
 
-FLOOR_WORKER = '''
+FLOOR_WORKER = """
 import asyncio, sys
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -64,7 +64,7 @@ async def main(address, tq):
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1], sys.argv[2]))
-'''
+"""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -131,11 +131,15 @@ def csv_lines(n: int, prefix: str):
     from models import calendar as cal
 
     due = (cal.paris_date(datetime.now(timezone.utc)) - timedelta(days=20)).isoformat()
-    yield ("contract_id,regime,name,email,lre_consent,address_line1,postal_code,city,due_date,amount,"
-           "period_premium,paid_on_period,currency\n")
+    yield (
+        "contract_id,regime,name,email,lre_consent,address_line1,postal_code,city,due_date,amount,"
+        "period_premium,paid_on_period,currency\n"
+    )
     for i in range(n):
-        yield (f"{prefix}-{i:06d},iard,Assuré {i},assure{i}@example.org,true,{i} rue de la Paix,75002,Paris,"
-               f"{due},89.90,1078.80,0,EUR\n")
+        yield (
+            f"{prefix}-{i:06d},iard,Assuré {i},assure{i}@example.org,true,{i} rue de la Paix,75002,Paris,"
+            f"{due},89.90,1078.80,0,EUR\n"
+        )
 
 
 async def run(n: int, concurrency: int, timeout: float, workers: int = 1) -> dict:
@@ -148,9 +152,16 @@ async def run(n: int, concurrency: int, timeout: float, workers: int = 1) -> dic
 
     temporal = str(Path(sys.executable).parent / "temporal")
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=temporal, search_attributes=sa.ALL,
-        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-                               "--log-level", "error"])
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal,
+        search_attributes=sa.ALL,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "frontend.enableUpdateWorkflowExecution=true",
+            "--log-level",
+            "error",
+        ],
+    )
     client = env.client
     address = client.service_client.config.target_host
     server_pid = find_server_pid(address.rsplit(":", 1)[1])
@@ -163,8 +174,12 @@ async def run(n: int, concurrency: int, timeout: float, workers: int = 1) -> dic
         script = work / "floor_worker.py"
         script.write_text(FLOOR_WORKER)
         floor_log = open(work / "floor_worker.log", "wb")
-        floor_workers = [subprocess.Popen([sys.executable, str(script), address, tq_floor], cwd=work,
-                                          stdout=floor_log, stderr=subprocess.STDOUT) for _ in range(workers)]
+        floor_workers = [
+            subprocess.Popen(
+                [sys.executable, str(script), address, tq_floor], cwd=work, stdout=floor_log, stderr=subprocess.STDOUT
+            )
+            for _ in range(workers)
+        ]
         try:
             await asyncio.sleep(2)
             if any(w.poll() is not None for w in floor_workers):
@@ -177,13 +192,22 @@ async def run(n: int, concurrency: int, timeout: float, workers: int = 1) -> dic
 
             await bounded(n, concurrency, start_floor)
             started = time.perf_counter() - t0
-            await wait_count(client, f"WorkflowType = 'BenchFloorWorkflow' AND ExecutionStatus = 'Completed' "
-                                     f"AND TaskQueue = '{tq_floor}'", n, timeout)
+            await wait_count(
+                client,
+                f"WorkflowType = 'BenchFloorWorkflow' AND ExecutionStatus = 'Completed' AND TaskQueue = '{tq_floor}'",
+                n,
+                timeout,
+            )
             floor_s = time.perf_counter() - t0
-            out["floor"] = {"seconds": round(floor_s, 2), "starts_seconds": round(started, 2),
-                            "per_second": round(n / floor_s, 1),
-                            "cpu_seconds": {"worker": round(sum(cpu_seconds(w.pid) for w in floor_workers), 1),
-                                            "temporal": round(cpu_seconds(server_pid) - s_cpu, 1) if server_pid else None}}
+            out["floor"] = {
+                "seconds": round(floor_s, 2),
+                "starts_seconds": round(started, 2),
+                "per_second": round(n / floor_s, 1),
+                "cpu_seconds": {
+                    "worker": round(sum(cpu_seconds(w.pid) for w in floor_workers), 1),
+                    "temporal": round(cpu_seconds(server_pid) - s_cpu, 1) if server_pid else None,
+                },
+            }
         finally:
             for w in floor_workers:
                 w.terminate()
@@ -202,21 +226,35 @@ async def run(n: int, concurrency: int, timeout: float, workers: int = 1) -> dic
             s_cpu = cpu_seconds(server_pid) if server_pid else 0.0
             me_cpu = time.process_time()
             t0 = time.perf_counter()
-            report = await bulk_import.run_import(client, tq, csv_lines(n, prefix), name="bench.csv",
-                                                  concurrency=concurrency)
+            report = await bulk_import.run_import(
+                client, tq, csv_lines(n, prefix), name="bench.csv", concurrency=concurrency
+            )
             imported = time.perf_counter() - t0
             counts = report.counts
             print(f"import: {n} lines started in {imported:.1f} s: {counts}", flush=True)
-            await wait_count(client, f"WorkflowType = 'UnpaidPremiumWorkflow' AND TaskQueue = '{tq}' "
-                                     "AND RecoveryStage = 'notice_sent'", counts["opened"] + counts["already_open"], timeout)
+            await wait_count(
+                client,
+                f"WorkflowType = 'UnpaidPremiumWorkflow' AND TaskQueue = '{tq}' AND RecoveryStage = 'notice_sent'",
+                counts["opened"] + counts["already_open"],
+                timeout,
+            )
             total = time.perf_counter() - t0
             cpu = {name: round(cpu_seconds(p.pid) - before.get(name, 0.0), 1) for name, p in stack.procs.items()}
             cpu["temporal"] = round(cpu_seconds(server_pid) - s_cpu, 1) if server_pid else None
             cpu["importer (this process)"] = round(time.process_time() - me_cpu, 1)
-            letters = sum(1 for _ in (stack.data_dir / "letters").rglob("*.pdf")) if (stack.data_dir / "letters").exists() else None
-        out["import"] = {"seconds": round(total, 2), "starts_seconds": round(imported, 2),
-                         "per_second": round(n / total, 1), "counts": counts, "cpu_seconds": cpu,
-                         "letters_archived": letters}
+            letters = (
+                sum(1 for _ in (stack.data_dir / "letters").rglob("*.pdf"))
+                if (stack.data_dir / "letters").exists()
+                else None
+            )
+        out["import"] = {
+            "seconds": round(total, 2),
+            "starts_seconds": round(imported, 2),
+            "per_second": round(n / total, 1),
+            "counts": counts,
+            "cpu_seconds": cpu,
+            "letters_archived": letters,
+        }
         out["ratio"] = round((n / total) / (n / floor_s), 3)
         out["load_average"] = os.getloadavg()
     finally:
@@ -243,8 +281,10 @@ def main() -> int:
     print(f"{'':8}{'seconds':>10}{'cases/s':>10}{'ms/case':>10}")
     print(f"{'floor':8}{f['seconds']:>10.1f}{f['per_second']:>10.1f}{1000 * f['seconds'] / n:>10.1f}")
     print(f"{'import':8}{i['seconds']:>10.1f}{i['per_second']:>10.1f}{1000 * i['seconds'] / n:>10.1f}")
-    print(f"starts issued in: floor {f['starts_seconds']:.1f} s, import {i['starts_seconds']:.1f} s; "
-          f"{result['worker_processes']} worker process(es) each")
+    print(
+        f"starts issued in: floor {f['starts_seconds']:.1f} s, import {i['starts_seconds']:.1f} s; "
+        f"{result['worker_processes']} worker process(es) each"
+    )
     print(f"ratio (import throughput / floor throughput): {result['ratio']:.3f}   goal >= 0.5")
     print(f"import lines: {i['counts']}; letters archived: {i['letters_archived']}")
     print(f"CPU seconds during the import: {i['cpu_seconds']}")

@@ -157,7 +157,9 @@ def parse_statement(source: bytes | str | IO[bytes]) -> Statement:
     version = ns.rsplit(":", 1)[-1] if ns else None
     container = next((c for c in root if _local(c.tag) in CONTAINERS), None)
     if container is None:
-        raise StatementError("no camt.052/053/054 message in the document (expected BkToCstmrDbtCdtNtfctn or BkToCstmrStmt)")
+        raise StatementError(
+            "no camt.052/053/054 message in the document (expected BkToCstmrDbtCdtNtfctn or BkToCstmrStmt)"
+        )
     kind, block_name = CONTAINERS[_local(container.tag)]
     credits: list[Credit] = []
     debits = 0
@@ -170,8 +172,14 @@ def parse_statement(source: bytes | str | IO[bytes]) -> Statement:
                 debits += 1
                 continue
             credits.extend(_entry_credits(entry))
-    return Statement(kind=kind, version=version, message_id=_text(container, "GrpHdr", "MsgId"),
-                     account_iban=iban, credits=credits, debits=debits)
+    return Statement(
+        kind=kind,
+        version=version,
+        message_id=_text(container, "GrpHdr", "MsgId"),
+        account_iban=iban,
+        credits=credits,
+        debits=debits,
+    )
 
 
 def _entry_credits(entry: ET.Element) -> Iterator[Credit]:
@@ -186,16 +194,27 @@ def _entry_credits(entry: ET.Element) -> Iterator[Credit]:
             return
         rmt = _child(entry, "RmtInf")
         yield Credit(
-            payment_id=entry_ref or "", amount=entry_amount[0], currency=entry_amount[1], booked_on=booked,
-            value_date=valued, debtor=None, unstructured=_all_text(rmt, "Ustrd"),
-            structured=_structured_refs(rmt), entry_ref=entry_ref, reversal=reversal, status=status,
+            payment_id=entry_ref or "",
+            amount=entry_amount[0],
+            currency=entry_amount[1],
+            booked_on=booked,
+            value_date=valued,
+            debtor=None,
+            unstructured=_all_text(rmt, "Ustrd"),
+            structured=_structured_refs(rmt),
+            entry_ref=entry_ref,
+            reversal=reversal,
+            status=status,
         )
         return
     for n, tx in enumerate(details, start=1):
         if (_text(tx, "CdtDbtInd") or "CRDT") != "CRDT":
             continue
-        amount = (_amount(_child(tx, "Amt")) or _amount(_child(tx, "AmtDtls", "TxAmt", "Amt"))
-                  or (entry_amount if len(details) == 1 else None))
+        amount = (
+            _amount(_child(tx, "Amt"))
+            or _amount(_child(tx, "AmtDtls", "TxAmt", "Amt"))
+            or (entry_amount if len(details) == 1 else None)
+        )
         if amount is None:
             continue  # a batch detail without its own amount cannot be booked alone
         tx_ref = _text(tx, "Refs", "AcctSvcrRef") or _text(tx, "Refs", "TxId")
@@ -203,10 +222,18 @@ def _entry_credits(entry: ET.Element) -> Iterator[Credit]:
             tx_ref = entry_ref if len(details) == 1 else f"{entry_ref}/{n}"
         rmt = _child(tx, "RmtInf")
         yield Credit(
-            payment_id=tx_ref or "", amount=amount[0], currency=amount[1], booked_on=booked, value_date=valued,
+            payment_id=tx_ref or "",
+            amount=amount[0],
+            currency=amount[1],
+            booked_on=booked,
+            value_date=valued,
             debtor=_text(tx, "RltdPties", "Dbtr", "Nm") or _text(tx, "RltdPties", "Dbtr", "Pty", "Nm"),
-            unstructured=_all_text(rmt, "Ustrd"), structured=_structured_refs(rmt),
-            end_to_end_id=_text(tx, "Refs", "EndToEndId"), entry_ref=entry_ref, reversal=reversal, status=status,
+            unstructured=_all_text(rmt, "Ustrd"),
+            structured=_structured_refs(rmt),
+            end_to_end_id=_text(tx, "Refs", "EndToEndId"),
+            entry_ref=entry_ref,
+            reversal=reversal,
+            status=status,
         )
 
 
@@ -221,6 +248,7 @@ def _structured_refs(rmt: ET.Element | None) -> list[str]:
 
 
 # ---------------------------------------------------------------------- ISO 11649 (RF)
+
 
 def _mod97(s: str) -> int:
     return int("".join(str(int(c, 36)) for c in s)) % 97
@@ -276,8 +304,16 @@ def candidate_references(credit: Credit) -> list[str]:
 
 # ---------------------------------------------------------------------- matching and booking
 
-OUTCOMES = ("booked", "booked_partial", "already_booked", "unmatched", "ambiguous", "not_matchable",
-            "rejected", "failed")
+OUTCOMES = (
+    "booked",
+    "booked_partial",
+    "already_booked",
+    "unmatched",
+    "ambiguous",
+    "not_matchable",
+    "rejected",
+    "failed",
+)
 
 
 @dataclass
@@ -310,8 +346,7 @@ async def match_credit(client: Client, credit: Credit, index_loader) -> list[str
     return list(found)
 
 
-async def import_statement(client: Client, source: bytes | str, *, currency: str = "EUR",
-                           on_result=None) -> dict:
+async def import_statement(client: Client, source: bytes | str, *, currency: str = "EUR", on_result=None) -> dict:
     """Parse a camt.054/053, book each matched credit once, report every credit."""
     statement = parse_statement(source)
     index_cache: dict[str, set[str]] | None = None
@@ -324,8 +359,14 @@ async def import_statement(client: Client, source: bytes | str, *, currency: str
 
     results: list[CreditResult] = []
     for credit in statement.credits:
-        res = CreditResult(payment_id=credit.payment_id, amount=str(credit.amount), currency=credit.currency,
-                           outcome="unmatched", remittance=credit.remittance_text, debtor=credit.debtor)
+        res = CreditResult(
+            payment_id=credit.payment_id,
+            amount=str(credit.amount),
+            currency=credit.currency,
+            outcome="unmatched",
+            remittance=credit.remittance_text,
+            debtor=credit.debtor,
+        )
         if not credit.payment_id:
             res.outcome, res.reason = "rejected", "no bank reference (AcctSvcrRef/NtryRef): cannot book idempotently"
         elif credit.currency != currency:
@@ -347,9 +388,14 @@ async def import_statement(client: Client, source: bytes | str, *, currency: str
                     res.reason = f"references several contracts ({', '.join(contracts)}): not booked, allocate manually"
                 else:
                     res.contract_id = contracts[0]
-                    payment = Payment(payment_id=credit.payment_id, amount=credit.amount, currency=credit.currency,
-                                      received_at=credit.received_at, method="virement",
-                                      reference=(credit.remittance_text or None) and credit.remittance_text[:140])
+                    payment = Payment(
+                        payment_id=credit.payment_id,
+                        amount=credit.amount,
+                        currency=credit.currency,
+                        received_at=credit.received_at,
+                        method="virement",
+                        reference=(credit.remittance_text or None) and credit.remittance_text[:140],
+                    )
                     status, applied = await cases.register_payment_once(client, res.contract_id, payment)
                     res.stage, res.balance = status.stage.value, str(status.balance)
                     if not applied:
@@ -367,6 +413,13 @@ async def import_statement(client: Client, source: bytes | str, *, currency: str
         if on_result is not None:
             on_result(res)
     counts = {k: sum(1 for r in results if r.outcome == k) for k in OUTCOMES}
-    return {"kind": statement.kind, "version": statement.version, "message_id": statement.message_id,
-            "account_iban": statement.account_iban, "credits": len(results), "debits_ignored": statement.debits,
-            "counts": counts, "lines": [asdict(r) for r in results]}
+    return {
+        "kind": statement.kind,
+        "version": statement.version,
+        "message_id": statement.message_id,
+        "account_iban": statement.account_iban,
+        "credits": len(results),
+        "debits_ignored": statement.debits,
+        "counts": counts,
+        "lines": [asdict(r) for r in results],
+    }

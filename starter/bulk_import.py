@@ -82,8 +82,11 @@ class ImportReport:
         return {k: c.get(k, 0) for k in OUTCOMES}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": len(self.lines), "counts": self.counts,
-                "lines": [asdict(r) for r in sorted(self.lines, key=lambda r: r.line)]}
+        return {
+            "total": len(self.lines),
+            "counts": self.counts,
+            "lines": [asdict(r) for r in sorted(self.lines, key=lambda r: r.line)],
+        }
 
 
 class RecordError(ValueError):
@@ -124,16 +127,24 @@ def csv_row_to_payload(row: dict[str, str]) -> dict[str, Any]:
         installments.append({"due_date": get("due_date"), "amount": get("amount")})  # type: ignore[dict-item]
     address = None
     if any(get(k) for k in ("address_line1", "postal_code", "city")):
-        address = {"line1": get("address_line1"), "line2": get("address_line2"),
-                   "postal_code": get("postal_code"), "city": get("city"), "country": get("country") or "FR"}
+        address = {
+            "line1": get("address_line1"),
+            "line2": get("address_line2"),
+            "postal_code": get("postal_code"),
+            "city": get("city"),
+            "country": get("country") or "FR",
+        }
     payload: dict[str, Any] = {
         "contract_id": get("contract_id"),
         "regime": get("regime"),
         "portfolio": get("portfolio") or "default",
-        "policyholder": {"name": get("name"), "email": get("email"),
-                         "lre_consent": _bool(row.get("lre_consent"), "lre_consent"),
-                         "is_professional": _bool(row.get("is_professional"), "is_professional"),
-                         "address": address},
+        "policyholder": {
+            "name": get("name"),
+            "email": get("email"),
+            "lre_consent": _bool(row.get("lre_consent"), "lre_consent"),
+            "is_professional": _bool(row.get("is_professional"), "is_professional"),
+            "address": address,
+        },
         "installments": installments,
         "period_premium": get("period_premium"),
         "paid_on_period": get("paid_on_period") or "0",
@@ -166,8 +177,9 @@ async def _aiter(lines: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str
             yield line
 
 
-async def parse_records(lines: Iterable[str] | AsyncIterable[str], name: str | None = None
-                        ) -> AsyncIterator[tuple[int, UnpaidCase | RecordError]]:
+async def parse_records(
+    lines: Iterable[str] | AsyncIterable[str], name: str | None = None
+) -> AsyncIterator[tuple[int, UnpaidCase | RecordError]]:
     """(line number, case or error) for each record; line numbers are the file's (header = 1)."""
     fmt: str | None = None
     header: list[str] | None = None
@@ -203,14 +215,23 @@ async def parse_records(lines: Iterable[str] | AsyncIterable[str], name: str | N
             yield n, to_case(payload)
         except RecordError as err:
             if err.contract_id is None and fmt == "csv":
-                err.contract_id = (dict(zip(header or [], next(csv.reader([line], delimiter=delimiter)), strict=False))
-                                   .get("contract_id") or None)
+                err.contract_id = (
+                    dict(zip(header or [], next(csv.reader([line], delimiter=delimiter)), strict=False)).get(
+                        "contract_id"
+                    )
+                    or None
+                )
             yield n, err
 
 
 async def run_import(
-    client: Client, task_queue: str, lines: Iterable[str] | AsyncIterable[str], *, name: str | None = None,
-    concurrency: int = 32, on_result: Callable[[LineResult], Awaitable[None] | None] | None = None,
+    client: Client,
+    task_queue: str,
+    lines: Iterable[str] | AsyncIterable[str],
+    *,
+    name: str | None = None,
+    concurrency: int = 32,
+    on_result: Callable[[LineResult], Awaitable[None] | None] | None = None,
 ) -> ImportReport:
     """Import every record with at most ``concurrency`` starts in flight."""
     report = ImportReport()
@@ -230,7 +251,9 @@ async def run_import(
             outcome, detail = await cases.import_case(client, item, task_queue)
             return LineResult(n, outcome, item.contract_id, None, detail or None)
         except cases.CaseError as err:
-            return LineResult(n, "rejected" if err.status == 422 else "failed", item.contract_id, err.field, err.message)
+            return LineResult(
+                n, "rejected" if err.status == 422 else "failed", item.contract_id, err.field, err.message
+            )
         except RPCError as err:
             return LineResult(n, "failed", item.contract_id, None, f"Temporal error ({err.status.name}): {err.message}")
 

@@ -44,8 +44,10 @@ def case_key(case: UnpaidCase) -> str:
     A bulk import re-run compares it with a closed run's memo: the same file line must not
     reopen a case that was settled in the meantime.
     """
-    basis = {"contract_id": case.contract_id,
-             "installments": sorted((i.due_date.isoformat(), str(i.amount)) for i in case.installments)}
+    basis = {
+        "contract_id": case.contract_id,
+        "installments": sorted((i.due_date.isoformat(), str(i.amount)) for i in case.installments),
+    }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -63,30 +65,34 @@ def validate_new_case(case: UnpaidCase, today: date | None = None) -> None:
         raise CaseError(422, f"currency {case.currency!r} is not an ISO 4217 code", "currency")
     # The letters go to the employer on collective contracts (L221-8), else to the policyholder.
     collective = case.regime.value in ("mutuelle_collective", "prevoyance_collective")
-    recipients = [("employer", case.employer)] if (collective and case.employer) else [("policyholder", case.policyholder)]
+    recipients = (
+        [("employer", case.employer)] if (collective and case.employer) else [("policyholder", case.policyholder)]
+    )
     if case.employer is not None and not collective:
         recipients.append(("employer", case.employer))
     for name, person in recipients:
         if person.address is None and not person.email:
             raise CaseError(
-                422, f"{name} has neither a postal address nor an e-mail: no registered letter can reach them",
+                422,
+                f"{name} has neither a postal address nor an e-mail: no registered letter can reach them",
                 f"{name}.address",
             )
     for n, inst in enumerate(case.installments):
         if inst.due_date > today:
             raise CaseError(
-                422, f"instalment due {inst.due_date} is not due yet (today {today}): it cannot be unpaid",
+                422,
+                f"instalment due {inst.due_date} is not due yet (today {today}): it cannot be unpaid",
                 f"installments.{n}.due_date",
             )
     if case.paid_on_period >= case.period_premium:
         raise CaseError(
-            422, f"paid_on_period {case.paid_on_period} covers the period premium {case.period_premium}: nothing is unpaid",
+            422,
+            f"paid_on_period {case.paid_on_period} covers the period premium {case.period_premium}: nothing is unpaid",
             "paid_on_period",
         )
 
 
-async def open_case(client: Client, case: UnpaidCase, task_queue: str, *,
-                    reuse_closed: bool = True) -> WorkflowHandle:
+async def open_case(client: Client, case: UnpaidCase, task_queue: str, *, reuse_closed: bool = True) -> WorkflowHandle:
     """Start the recovery workflow for a contract; 409 if a case is already open.
 
     ``reuse_closed=False`` (bulk import) refuses to start a new run over a closed one: the
@@ -95,23 +101,31 @@ async def open_case(client: Client, case: UnpaidCase, task_queue: str, *,
     validate_new_case(case)
     try:
         return await client.start_workflow(
-            WORKFLOW_NAME, case, id=workflow_id(case.contract_id), task_queue=task_queue,
+            WORKFLOW_NAME,
+            case,
+            id=workflow_id(case.contract_id),
+            task_queue=task_queue,
             result_type=CaseStatus,
             # a new case for a contract whose previous case closed is a new run of the same id
-            id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if reuse_closed
-                             else WorkflowIDReusePolicy.REJECT_DUPLICATE),
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE if reuse_closed else WorkflowIDReusePolicy.REJECT_DUPLICATE
+            ),
             memo={"case_key": case_key(case)},
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.CONTRACT_ID, case.contract_id),
-                SearchAttributePair(sa.PORTFOLIO, case.portfolio),
-                SearchAttributePair(sa.RECOVERY_STAGE, Stage.GRACE.value),
-                SearchAttributePair(sa.UNPAID_KIND, case.unpaid_kind.value),
-                SearchAttributePair(sa.AMOUNT_DUE, float(case.arrears)),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.CONTRACT_ID, case.contract_id),
+                    SearchAttributePair(sa.PORTFOLIO, case.portfolio),
+                    SearchAttributePair(sa.RECOVERY_STAGE, Stage.GRACE.value),
+                    SearchAttributePair(sa.UNPAID_KIND, case.unpaid_kind.value),
+                    SearchAttributePair(sa.AMOUNT_DUE, float(case.arrears)),
+                ]
+            ),
             static_summary=f"Recovery {case.contract_id} ({case.regime.value}, {case.portfolio})",
         )
     except WorkflowAlreadyStartedError:
-        raise CaseError(409, f"a recovery case is already open for contract {case.contract_id}", "contract_id") from None
+        raise CaseError(
+            409, f"a recovery case is already open for contract {case.contract_id}", "contract_id"
+        ) from None
 
 
 async def import_case(client: Client, case: UnpaidCase, task_queue: str) -> tuple[str, str]:
@@ -134,7 +148,7 @@ async def import_case(client: Client, case: UnpaidCase, task_queue: str) -> tupl
         return "already_open", f"case running since {desc.start_time.isoformat() if desc.start_time else '?'}"
     memo = await desc.memo()
     if memo.get("case_key") == case_key(case):
-        stage = (desc.typed_search_attributes.get(sa.RECOVERY_STAGE) or "closed")
+        stage = desc.typed_search_attributes.get(sa.RECOVERY_STAGE) or "closed"
         return "already_closed", f"imported before; the case has closed since ({stage}): not reopened"
     try:
         handle = await open_case(client, case, task_queue, reuse_closed=True)
@@ -242,8 +256,12 @@ async def cancel(client: Client, contract_id: str, cancel: Cancel) -> None:
     await (await _open_handle(client, contract_id)).signal("cancel", cancel)
 
 
-def visibility_query(stage: str | None = None, portfolio: str | None = None, extra: str | None = None,
-                     deadline_before: datetime | None = None) -> str:
+def visibility_query(
+    stage: str | None = None,
+    portfolio: str | None = None,
+    extra: str | None = None,
+    deadline_before: datetime | None = None,
+) -> str:
     clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
     if deadline_before is not None:
         if deadline_before.tzinfo is None:
@@ -260,8 +278,13 @@ def visibility_query(stage: str | None = None, portfolio: str | None = None, ext
 
 
 async def list_cases(
-    client: Client, *, stage: str | None = None, portfolio: str | None = None,
-    page_size: int = 50, next_page_token: bytes | None = None, deadline_before: datetime | None = None,
+    client: Client,
+    *,
+    stage: str | None = None,
+    portfolio: str | None = None,
+    page_size: int = 50,
+    next_page_token: bytes | None = None,
+    deadline_before: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], bytes | None]:
     query = visibility_query(stage, portfolio, deadline_before=deadline_before)
     it = client.list_workflows(query, page_size=page_size, next_page_token=next_page_token)
@@ -270,16 +293,18 @@ async def list_cases(
     for wf in it.current_page or []:
         attrs = wf.typed_search_attributes
         next_deadline = attrs.get(sa.NEXT_DEADLINE)
-        items.append({
-            "contract_id": attrs.get(sa.CONTRACT_ID),
-            "workflow_id": wf.id,
-            "run_id": wf.run_id,
-            "status": wf.status.name.lower() if wf.status else None,
-            "stage": attrs.get(sa.RECOVERY_STAGE),
-            "portfolio": attrs.get(sa.PORTFOLIO),
-            "unpaid_kind": attrs.get(sa.UNPAID_KIND),
-            "amount_due": attrs.get(sa.AMOUNT_DUE),
-            "next_deadline": next_deadline.isoformat() if next_deadline else None,
-            "started_at": wf.start_time.isoformat() if wf.start_time else None,
-        })
+        items.append(
+            {
+                "contract_id": attrs.get(sa.CONTRACT_ID),
+                "workflow_id": wf.id,
+                "run_id": wf.run_id,
+                "status": wf.status.name.lower() if wf.status else None,
+                "stage": attrs.get(sa.RECOVERY_STAGE),
+                "portfolio": attrs.get(sa.PORTFOLIO),
+                "unpaid_kind": attrs.get(sa.UNPAID_KIND),
+                "amount_due": attrs.get(sa.AMOUNT_DUE),
+                "next_deadline": next_deadline.isoformat() if next_deadline else None,
+                "started_at": wf.start_time.isoformat() if wf.start_time else None,
+            }
+        )
     return items, it.next_page_token

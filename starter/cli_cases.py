@@ -29,8 +29,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 _STAGE_STYLE = {
-    "grace": "yellow", "notice_sent": "dark_orange", "suspended": "red", "terminated": "bold red",
-    "litigation": "bold magenta", "regularized": "green", "reinstated": "green", "on_hold": "cyan",
+    "grace": "yellow",
+    "notice_sent": "dark_orange",
+    "suspended": "red",
+    "terminated": "bold red",
+    "litigation": "bold magenta",
+    "regularized": "green",
+    "reinstated": "green",
+    "on_hold": "cyan",
     "cancelled": "dim",
 }
 
@@ -69,17 +75,25 @@ def _fmt(at: datetime | None) -> str:
 def render_status(st: CaseStatus) -> None:
     stage = st.stage.value
     style = _STAGE_STYLE.get(stage, "white")
-    console.print(f"[bold]Contract {st.contract_id}[/]  [{style}]{stage.replace('_', ' ')}[/]"
-                  f"  · {st.unpaid_kind.value} unpaid · regime {st.regime.value} · portfolio {st.portfolio}"
-                  + ("  [bold yellow](DEMO compressed clock)[/]" if st.compressed_clock > 1 else ""))
+    console.print(
+        f"[bold]Contract {st.contract_id}[/]  [{style}]{stage.replace('_', ' ')}[/]"
+        f"  · {st.unpaid_kind.value} unpaid · regime {st.regime.value} · portfolio {st.portfolio}"
+        + ("  [bold yellow](DEMO compressed clock)[/]" if st.compressed_clock > 1 else "")
+    )
     console.print(f"Balance [bold]{st.balance} {st.currency}[/] (due {st.amount_due}, paid {st.amount_paid})")
     dates = Table(show_header=False, box=None, padding=(0, 2))
-    for label, value in (("notice sent", st.notice_sent_at), ("suspension", st.suspension_at),
-                         ("termination", st.termination_at), ("reinstatement", st.reinstatement_at)):
+    for label, value in (
+        ("notice sent", st.notice_sent_at),
+        ("suspension", st.suspension_at),
+        ("termination", st.termination_at),
+        ("reinstatement", st.reinstatement_at),
+    ):
         if value:
             dates.add_row(label, _fmt(value))
     if st.next_deadline:
-        dates.add_row("[bold]next[/]", f"[bold]{st.next_deadline.kind.replace('_', ' ')} — {_fmt(st.next_deadline.at)}[/]")
+        dates.add_row(
+            "[bold]next[/]", f"[bold]{st.next_deadline.kind.replace('_', ' ')} — {_fmt(st.next_deadline.at)}[/]"
+        )
     if st.hold_reason:
         dates.add_row("on hold", st.hold_reason)
     if dates.row_count:
@@ -89,15 +103,20 @@ def render_status(st: CaseStatus) -> None:
         for col in ("letter", "channel", "status", "sent (Paris)"):
             letters.add_column(col)
         for letter in st.letters:
-            letters.add_row(f"{letter.kind.value} #{letter.attempt}", letter.channel.value, letter.status, _fmt(letter.sent_at))
+            letters.add_row(
+                f"{letter.kind.value} #{letter.attempt}", letter.channel.value, letter.status, _fmt(letter.sent_at)
+            )
         console.print(letters)
     timeline = Table(title="Timeline (Paris time)", title_justify="left")
     timeline.add_column("when", no_wrap=True)
     timeline.add_column("event", no_wrap=True)
     timeline.add_column("detail")
     for h in st.history:
-        kind_style = "red" if h.kind in ("rejected", "letter_failed", "delivery_problem") else (
-            "green" if h.kind.startswith("payment") or h.kind in ("regularized", "reinstated") else "")
+        kind_style = (
+            "red"
+            if h.kind in ("rejected", "letter_failed", "delivery_problem")
+            else ("green" if h.kind.startswith("payment") or h.kind in ("regularized", "reinstated") else "")
+        )
         timeline.add_row(_fmt(h.at), f"[{kind_style}]{h.kind}[/]" if kind_style else h.kind, h.detail)
     console.print(timeline)
 
@@ -111,8 +130,10 @@ def _decimal(value: str, name: str) -> Decimal:
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def status(contract: str = typer.Argument(..., help="Contract id"),
-               as_json: bool = typer.Option(False, "--json", help="Print the status as JSON.")) -> None:
+    def status(
+        contract: str = typer.Argument(..., help="Contract id"),
+        as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    ) -> None:
         """Show a recovery case: stage, balance, legal dates, letters and its timeline."""
         from starter import cases
 
@@ -135,14 +156,25 @@ def register(app: typer.Typer) -> None:
         """Register a payment (idempotent: the same --payment-id is applied once)."""
         from starter import cases
 
-        payment = Payment(payment_id=payment_id, amount=_decimal(amount, "--amount"), currency=currency,
-                          received_at=received_at or datetime.now(timezone.utc), method=method, reference=reference)
+        payment = Payment(
+            payment_id=payment_id,
+            amount=_decimal(amount, "--amount"),
+            currency=currency,
+            received_at=received_at or datetime.now(timezone.utc),
+            method=method,
+            reference=reference,
+        )
         st = _run(lambda c: cases.register_payment(c, contract, payment))
-        console.print(f"[green]payment {payment_id} registered[/]: stage {st.stage.value}, balance {st.balance} {st.currency}")
+        console.print(
+            f"[green]payment {payment_id} registered[/]: stage {st.stage.value}, balance {st.balance} {st.currency}"
+        )
 
     @app.command()
-    def hold(contract: str, reason: str = typer.Option(..., help="Why the case is held (e.g. dispute n°…)"),
-             until: datetime = typer.Option(None, help="Automatic resume at (ISO-8601 with offset)")) -> None:
+    def hold(
+        contract: str,
+        reason: str = typer.Option(..., help="Why the case is held (e.g. dispute n°…)"),
+        until: datetime = typer.Option(None, help="Automatic resume at (ISO-8601 with offset)"),
+    ) -> None:
         """Put a case on hold: its legal clock stops until resumed."""
         from starter import cases
 
@@ -183,9 +215,14 @@ def register(app: typer.Typer) -> None:
             items: list[dict] = []
             token = None
             while len(items) < limit:
-                page, token = await cases.list_cases(client, stage=stage, portfolio=portfolio,
-                                                     page_size=min(limit, 500), next_page_token=token,
-                                                     deadline_before=deadline_before)
+                page, token = await cases.list_cases(
+                    client,
+                    stage=stage,
+                    portfolio=portfolio,
+                    page_size=min(limit, 500),
+                    next_page_token=token,
+                    deadline_before=deadline_before,
+                )
                 items += page
                 if not token:
                     break
@@ -201,9 +238,15 @@ def register(app: typer.Typer) -> None:
         for it in items:
             st = it["stage"] or "?"
             nd = datetime.fromisoformat(it["next_deadline"]) if it["next_deadline"] else None
-            table.add_row(it["contract_id"] or it["workflow_id"], f"[{_STAGE_STYLE.get(st, 'white')}]{st}[/]",
-                          it["portfolio"] or "", it["unpaid_kind"] or "",
-                          f"{it['amount_due']:.2f}" if it["amount_due"] is not None else "", _fmt(nd), it["status"] or "")
+            table.add_row(
+                it["contract_id"] or it["workflow_id"],
+                f"[{_STAGE_STYLE.get(st, 'white')}]{st}[/]",
+                it["portfolio"] or "",
+                it["unpaid_kind"] or "",
+                f"{it['amount_due']:.2f}" if it["amount_due"] is not None else "",
+                _fmt(nd),
+                it["status"] or "",
+            )
         console.print(table)
 
     @app.command("import")
@@ -218,9 +261,19 @@ def register(app: typer.Typer) -> None:
         from starter import bulk_import
 
         with open(file, "rb") as fh:
-            total = max(0, sum(1 for line in fh if line.strip()) - (0 if file.suffix.lower() in (".jsonl", ".ndjson", ".json") else 1))
-        with Progress(TextColumn("[bold]import"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
-                      TimeElapsedColumn(), console=err_console) as progress:
+            total = max(
+                0,
+                sum(1 for line in fh if line.strip())
+                - (0 if file.suffix.lower() in (".jsonl", ".ndjson", ".json") else 1),
+            )
+        with Progress(
+            TextColumn("[bold]import"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as progress:
             task = progress.add_task("import", total=total, counts="")
             tally: dict[str, int] = {}
 
@@ -228,9 +281,16 @@ def register(app: typer.Typer) -> None:
                 tally[r.outcome] = tally.get(r.outcome, 0) + 1
                 progress.update(task, advance=1, counts=" ".join(f"{k}={v}" for k, v in sorted(tally.items())))
 
-            result = _run(lambda c: bulk_import.run_import(c, get_settings().temporal_task_queue,
-                                                           bulk_import.file_lines(file), name=file.name,
-                                                           concurrency=concurrency, on_result=on_result))
+            result = _run(
+                lambda c: bulk_import.run_import(
+                    c,
+                    get_settings().temporal_task_queue,
+                    bulk_import.file_lines(file),
+                    name=file.name,
+                    concurrency=concurrency,
+                    on_result=on_result,
+                )
+            )
         data = result.as_dict()
         if report:
             report.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -269,13 +329,29 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
             return
-        table = Table(title=f"{data['kind']} {data['version'] or ''} {data['message_id'] or ''} — {data['credits']} credit(s)")
+        table = Table(
+            title=f"{data['kind']} {data['version'] or ''} {data['message_id'] or ''} — {data['credits']} credit(s)"
+        )
         for col in ("bank ref", "amount", "outcome", "contract", "balance", "reason / remittance"):
             table.add_column(col)
-        colours = {"booked": "green", "booked_partial": "yellow", "already_booked": "dim", "unmatched": "red",
-                   "ambiguous": "magenta", "not_matchable": "red", "rejected": "red", "failed": "bold red"}
+        colours = {
+            "booked": "green",
+            "booked_partial": "yellow",
+            "already_booked": "dim",
+            "unmatched": "red",
+            "ambiguous": "magenta",
+            "not_matchable": "red",
+            "rejected": "red",
+            "failed": "bold red",
+        }
         for r in data["lines"]:
-            table.add_row(r["payment_id"], f"{r['amount']} {r['currency']}", f"[{colours.get(r['outcome'], 'white')}]{r['outcome']}[/]",
-                          r["contract_id"] or "", r["balance"] or "", r["reason"] or r["remittance"])
+            table.add_row(
+                r["payment_id"],
+                f"{r['amount']} {r['currency']}",
+                f"[{colours.get(r['outcome'], 'white')}]{r['outcome']}[/]",
+                r["contract_id"] or "",
+                r["balance"] or "",
+                r["reason"] or r["remittance"],
+            )
         console.print(table)
         console.print("  ".join(f"{k}: [bold]{v}[/]" for k, v in data["counts"].items() if v))

@@ -40,11 +40,19 @@ async def poll(fn, until, timeout=60.0, every=0.3):
 def case_payload(contract_id: str, *, amount: str = "210.00", due_days_ago: int = 20, **overrides) -> dict:
     due = cal.paris_date(datetime.now(timezone.utc)) - timedelta(days=due_days_ago)
     body = {
-        "contract_id": contract_id, "regime": "iard", "portfolio": "default",
-        "policyholder": {"name": "Jeanne Vidal", "email": "jeanne.vidal@example.org", "lre_consent": True,
-                         "address": {"line1": "8 rue Nationale", "postal_code": "59000", "city": "Lille"}},
+        "contract_id": contract_id,
+        "regime": "iard",
+        "portfolio": "default",
+        "policyholder": {
+            "name": "Jeanne Vidal",
+            "email": "jeanne.vidal@example.org",
+            "lre_consent": True,
+            "address": {"line1": "8 rue Nationale", "postal_code": "59000", "city": "Lille"},
+        },
         "installments": [{"due_date": due.isoformat(), "amount": amount}],
-        "period_premium": "840.00", "paid_on_period": "0", "currency": "EUR",
+        "period_premium": "840.00",
+        "paid_on_period": "0",
+        "currency": "EUR",
     }
     body.update(overrides)
     return body
@@ -69,6 +77,7 @@ def uid(prefix: str) -> str:
 
 # ----------------------------------------------------------------------------- auth
 
+
 async def test_auth_401_and_403_with_clear_messages(http):
     r = await http.get("/v1/unpaid-cases")
     assert r.status_code == 401 and "bearer" in r.json()["detail"].lower()
@@ -88,6 +97,7 @@ async def test_auth_401_and_403_with_clear_messages(http):
 
 # ----------------------------------------------------------------------------- open, read, list
 
+
 async def test_open_read_list_and_conflict(http, dev_env):
     contract = uid("GW")
     r = await http.post("/v1/unpaid-cases", json=case_payload(contract), headers=BACKOFFICE)
@@ -95,7 +105,9 @@ async def test_open_read_list_and_conflict(http, dev_env):
     assert r.json()["workflow_id"] == f"unpaid-{contract}"
     r = await http.post("/v1/unpaid-cases", json=case_payload(contract), headers=BACKOFFICE)
     assert r.status_code == 409
-    assert r.json()["errors"] == [{"field": "contract_id", "reason": f"a recovery case is already open for contract {contract}"}]
+    assert r.json()["errors"] == [
+        {"field": "contract_id", "reason": f"a recovery case is already open for contract {contract}"}
+    ]
 
     r = await http.get(f"/v1/unpaid-cases/{contract}", headers=MANAGER)
     assert r.status_code == 200 and r.json()["contract_id"] == contract and r.json()["amount_due"] in ("210.00", "210")
@@ -104,10 +116,14 @@ async def test_open_read_list_and_conflict(http, dev_env):
 
     # the notice goes out (worker + LRE simulator); the visibility list sees the stage
     async def listed():
-        r = await http.get("/v1/unpaid-cases", params={"stage": "notice_sent", "portfolio": "default", "page_size": 500},
-                           headers=MANAGER)
+        r = await http.get(
+            "/v1/unpaid-cases",
+            params={"stage": "notice_sent", "portfolio": "default", "page_size": 500},
+            headers=MANAGER,
+        )
         assert r.status_code == 200
         return [i for i in r.json()["items"] if i["contract_id"] == contract]
+
     items = await poll(listed, bool, timeout=90)
     assert items[0]["stage"] == "notice_sent" and items[0]["next_deadline"]
     # next-deadline filter: the suspension is ~30 days ahead, so not before tomorrow
@@ -121,8 +137,11 @@ async def test_open_read_list_and_conflict(http, dev_env):
     await http.post("/v1/unpaid-cases", json=case_payload(uid("GW")), headers=BACKOFFICE)
     r1 = (await http.get("/v1/unpaid-cases", params={"page_size": 1}, headers=MANAGER)).json()
     assert len(r1["items"]) == 1 and r1["next_page_token"]
-    r2 = (await http.get("/v1/unpaid-cases", params={"page_size": 1, "page_token": r1["next_page_token"]},
-                         headers=MANAGER)).json()
+    r2 = (
+        await http.get(
+            "/v1/unpaid-cases", params={"page_size": 1, "page_token": r1["next_page_token"]}, headers=MANAGER
+        )
+    ).json()
     assert len(r2["items"]) == 1 and r2["items"][0]["workflow_id"] != r1["items"][0]["workflow_id"]
     r = await http.get("/v1/unpaid-cases", params={"stage": "x' OR 1=1"}, headers=MANAGER)
     assert r.status_code == 422
@@ -160,7 +179,9 @@ async def test_open_rejects_invalid_input_with_field_and_nothing_written(http, l
 
 
 async def test_malformed_bodies_are_422_not_500(http):
-    r = await http.post("/v1/unpaid-cases", content=b"{not json", headers={**BACKOFFICE, "content-type": "application/json"})
+    r = await http.post(
+        "/v1/unpaid-cases", content=b"{not json", headers={**BACKOFFICE, "content-type": "application/json"}
+    )
     assert r.status_code == 422
     r = await http.post("/v1/unpaid-cases/X-1/payments", json={"payment_id": "p", "amount": "abc"}, headers=BACKOFFICE)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "amount"
@@ -170,12 +191,18 @@ async def test_malformed_bodies_are_422_not_500(http):
 
 # ----------------------------------------------------------------------------- payments
 
+
 async def test_payments_idempotent_end_to_end(http, stack):
     contract = uid("PAY")
     assert (await http.post("/v1/unpaid-cases", json=case_payload(contract), headers=BACKOFFICE)).status_code == 201
     url = f"/v1/unpaid-cases/{contract}/payments"
-    p1 = {"payment_id": f"{contract}-P1", "amount": "60.00", "currency": "EUR",
-          "received_at": datetime.now(timezone.utc).isoformat(), "method": "virement"}
+    p1 = {
+        "payment_id": f"{contract}-P1",
+        "amount": "60.00",
+        "currency": "EUR",
+        "received_at": datetime.now(timezone.utc).isoformat(),
+        "method": "virement",
+    }
     first = await http.post(url, json=p1, headers=BACKOFFICE)
     assert first.status_code == 200, first.text
     assert first.json()["balance"] in ("150.00", "150") and first.json()["payment_ids"] == [p1["payment_id"]]
@@ -193,8 +220,10 @@ async def test_payments_idempotent_end_to_end(http, stack):
     p2 = {**p1, "payment_id": f"{contract}-P2", "amount": "150.00"}
     full = await http.post(url, json=p2, headers=BACKOFFICE)
     assert full.status_code == 200 and full.json()["stage"] == "regularized"
+
     async def closed():
         return (await http.get(f"/v1/unpaid-cases/{contract}", headers=MANAGER)).json()
+
     await poll(closed, lambda s: s["closed"])
     # retries after the case closed: answered from the closed case's payment ids
     late = await http.post(url, json=p1, headers=BACKOFFICE)
@@ -204,21 +233,26 @@ async def test_payments_idempotent_end_to_end(http, stack):
     assert r.status_code == 409 and "closed" in r.json()["detail"]
     # the ledger holds each payment exactly once
     engine = create_engine(stack.env["DATABASE_URL"])
+
     async def ledger():
         with Session(engine) as db:
             return db.exec(select(PaymentRecord).where(PaymentRecord.contract_id == contract)).all()
+
     rows = await poll(ledger, lambda rows: len(rows) >= 2)
     assert sorted(r.payment_id for r in rows) == sorted([p1["payment_id"], p2["payment_id"]])
 
 
 # ----------------------------------------------------------------------------- hold, resume, cancel
 
+
 async def test_hold_resume_cancel(http):
     contract = uid("OPS")
     assert (await http.post("/v1/unpaid-cases", json=case_payload(contract), headers=BACKOFFICE)).status_code == 201
     base = f"/v1/unpaid-cases/{contract}"
+
     async def status():
         return (await http.get(base, headers=OPERATOR)).json()
+
     r = await http.post(f"{base}/resume", headers=OPERATOR)
     assert r.status_code == 409 and "not on hold" in r.json()["detail"]
     r = await http.post(f"{base}/hold", json={"reason": "litige n°D-1 sur le montant"}, headers=OPERATOR)
@@ -229,18 +263,25 @@ async def test_hold_resume_cancel(http):
     assert r.status_code == 422
     assert (await http.post(f"{base}/resume", headers=OPERATOR)).status_code == 202
     await poll(status, lambda s: s["stage"] != "on_hold")
-    assert (await http.post(f"{base}/cancel", json={"reason": "contrat résilié à l'amiable"}, headers=OPERATOR)).status_code == 202
+    assert (
+        await http.post(f"{base}/cancel", json={"reason": "contrat résilié à l'amiable"}, headers=OPERATOR)
+    ).status_code == 202
     st = await poll(status, lambda s: s["stage"] == "cancelled")
     assert any(h["kind"] == "cancelled" for h in st["history"])
     await poll(status, lambda s: s["closed"])
+
     async def closed_hold():
         return await http.post(f"{base}/hold", json={"reason": "trop tard"}, headers=OPERATOR)
+
     r = await poll(closed_hold, lambda r: r.status_code == 409)
     assert "closed" in r.json()["detail"]
-    assert (await http.post("/v1/unpaid-cases/NOPE-404/cancel", json={"reason": "x"}, headers=OPERATOR)).status_code == 404
+    assert (
+        await http.post("/v1/unpaid-cases/NOPE-404/cancel", json={"reason": "x"}, headers=OPERATOR)
+    ).status_code == 404
 
 
 # ----------------------------------------------------------------------------- health, metrics
+
 
 async def test_healthz_and_metrics(http):
     r = await http.get("/healthz")
@@ -252,8 +293,15 @@ async def test_healthz_and_metrics(http):
     # the Temporal SDK's own client metrics, exported by the Rust core and appended
     assert "temporal_request" in text, text[-2000:]
     spec = (await http.get("/openapi.json")).json()
-    for path in ("/v1/unpaid-cases", "/v1/unpaid-cases/import", "/v1/unpaid-cases/{contract_id}/payments",
-                 "/v1/unpaid-cases/{contract_id}/hold", "/v1/payments/import", "/healthz", "/metrics"):
+    for path in (
+        "/v1/unpaid-cases",
+        "/v1/unpaid-cases/import",
+        "/v1/unpaid-cases/{contract_id}/payments",
+        "/v1/unpaid-cases/{contract_id}/hold",
+        "/v1/payments/import",
+        "/healthz",
+        "/metrics",
+    ):
         assert path in spec["paths"], path
     assert (await http.get("/docs")).status_code == 200
 

@@ -38,13 +38,21 @@ MANAGER = {"Authorization": "Bearer dev-manager-key"}
 
 # ----------------------------------------------------------------------------- parser (pure)
 
+
 def test_parser_reads_the_project_sample():
     st = parse_statement(SAMPLE.read_bytes())
     assert (st.kind, st.version, st.message_id) == ("camt.054", "camt.054.001.08", "CAMT054-20261120-0001")
     assert st.account_iban == "FR7630006000011234567890189" and st.debits == 1
     by_id = {c.payment_id: c for c in st.credits}
-    assert list(by_id) == ["SMP2026111900001", "SMP2026111900002", "SMP2026111900003", "SMP2026111900004-01",
-                           "SMP2026111900004-02", "SMP2026111900005", "SMP2026111900006"]
+    assert list(by_id) == [
+        "SMP2026111900001",
+        "SMP2026111900002",
+        "SMP2026111900003",
+        "SMP2026111900004-01",
+        "SMP2026111900004-02",
+        "SMP2026111900005",
+        "SMP2026111900006",
+    ]
     first = by_id["SMP2026111900001"]
     assert first.amount == Decimal("210.00") and first.currency == "EUR" and first.debtor == "VIDAL JEANNE"
     assert first.unstructured == ["COTISATION CONTRAT SMP-IARD-0001 ECHEANCE OCT."]
@@ -62,12 +70,22 @@ def test_parser_reads_the_foreign_chf_sample():
     st = parse_statement(CHF.read_bytes())
     assert st.kind == "camt.054" and st.version == "camt.054.001.04"
     assert [(c.payment_id, c.amount, c.currency) for c in st.credits] == [
-        ("A000000000000001", Decimal("42"), "CHF"), ("A000000000000002", Decimal("142"), "CHF")]
+        ("A000000000000001", Decimal("42"), "CHF"),
+        ("A000000000000002", Decimal("142"), "CHF"),
+    ]
     assert st.credits[0].structured == ["000000000000000000000000001"]
 
 
-@pytest.mark.parametrize("ref,ok", [("RF18539007547034", True), ("RF18 5390 0754 7034", True),
-                                    ("RF19539007547034", False), ("RF66SMPVIE0003", True), ("SMPVIE0003", False)])
+@pytest.mark.parametrize(
+    "ref,ok",
+    [
+        ("RF18539007547034", True),
+        ("RF18 5390 0754 7034", True),
+        ("RF19539007547034", False),
+        ("RF66SMPVIE0003", True),
+        ("SMPVIE0003", False),
+    ],
+)
 def test_iso_11649(ref, ok):
     assert is_rf_reference(ref) is ok
 
@@ -78,9 +96,16 @@ def test_rf_reference_round_trip():
     assert rf_reference("X" * 30) is None
 
 
-@pytest.mark.parametrize("raw", [b"", b"<Document", b"<html/>",
-                                 b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><Document/>',
-                                 b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"><CstmrCdtTrfInitn/></Document>'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"<Document",
+        b"<html/>",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><Document/>',
+        b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"><CstmrCdtTrfInitn/></Document>',
+    ],
+)
 def test_unreadable_files_are_refused(raw):
     with pytest.raises(StatementError):
         parse_statement(raw)
@@ -109,8 +134,9 @@ async def test_statement_import_books_matched_credits_once_and_reports_the_rest(
     r = await http.post("/v1/unpaid-cases/import", content=csv, headers={**BACKOFFICE, "content-type": "text/csv"})
     assert r.json()["counts"]["opened"] + r.json()["counts"]["already_open"] == 6, r.json()
 
-    r = await http.post("/v1/payments/import", content=SAMPLE.read_bytes(),
-                        headers={**BACKOFFICE, "content-type": "application/xml"})
+    r = await http.post(
+        "/v1/payments/import", content=SAMPLE.read_bytes(), headers={**BACKOFFICE, "content-type": "application/xml"}
+    )
     assert r.status_code == 200, r.text
     report = r.json()
     lines = {line["payment_id"]: line for line in report["lines"]}
@@ -127,7 +153,10 @@ async def test_statement_import_books_matched_credits_once_and_reports_the_rest(
     }
     assert lines["SMP2026111900002"]["balance"] in ("130.00", "130") and "130" in lines["SMP2026111900002"]["reason"]
     assert lines["SMP2026111900001"]["stage"] == "regularized"
-    assert "SMP-PREV-0006" in lines["SMP2026111900006"]["reason"] and "SMP-IARD-0005" in lines["SMP2026111900006"]["reason"]
+    assert (
+        "SMP-PREV-0006" in lines["SMP2026111900006"]["reason"]
+        and "SMP-IARD-0005" in lines["SMP2026111900006"]["reason"]
+    )
     assert "SMP-IARD-000" in lines["SMP2026111900005"]["remittance"]
     st = (await http.get("/v1/unpaid-cases/SMP-IARD-0002", headers=MANAGER)).json()
     assert st["payment_ids"] == ["SMP2026111900002"] and st["balance"] in ("130.00", "130")
@@ -136,8 +165,13 @@ async def test_statement_import_books_matched_credits_once_and_reports_the_rest(
         assert (await http.get(f"/v1/unpaid-cases/{cid}", headers=MANAGER)).json()["payment_ids"] == []
 
     # the same statement again (the bank re-sends it, or the operator re-imports): nothing booked twice
-    again = (await http.post("/v1/payments/import", content=SAMPLE.read_bytes(),
-                             headers={**BACKOFFICE, "content-type": "application/xml"})).json()
+    again = (
+        await http.post(
+            "/v1/payments/import",
+            content=SAMPLE.read_bytes(),
+            headers={**BACKOFFICE, "content-type": "application/xml"},
+        )
+    ).json()
     again_outcomes = {line["payment_id"]: line["outcome"] for line in again["lines"]}
     for ref in ("SMP2026111900001", "SMP2026111900002", "SMP2026111900003", "SMP2026111900004-01"):
         assert again_outcomes[ref] == "already_booked", again
@@ -157,32 +191,65 @@ async def test_statement_import_books_matched_credits_once_and_reports_the_rest(
         h = dev_env.client.get_workflow_handle("unpaid-SMP-IARD-0001")
         print("DESC", (await h.describe()).status)
         async for e in h.fetch_history_events():
-            print("EV", e.event_id, e.event_type, str(e)[:600].replace("\n", " ") if e.event_type in (10, 12, 13, 8) else "")
+            print(
+                "EV",
+                e.event_id,
+                e.event_type,
+                str(e)[:600].replace("\n", " ") if e.event_type in (10, 12, 13, 8) else "",
+            )
         import re
-        print("\n".join(line for line in (stack.data_dir / "worker.log").read_text().splitlines() if re.search("SMP-IARD-0001|Traceback|Error", line))[-4000:])
-    assert sorted(r.payment_id for r in rows) == ["SMP2026111900001", "SMP2026111900002", "SMP2026111900003",
-                                                 "SMP2026111900004-01"]
+
+        print(
+            "\n".join(
+                line
+                for line in (stack.data_dir / "worker.log").read_text().splitlines()
+                if re.search("SMP-IARD-0001|Traceback|Error", line)
+            )[-4000:]
+        )
+    assert sorted(r.payment_id for r in rows) == [
+        "SMP2026111900001",
+        "SMP2026111900002",
+        "SMP2026111900003",
+        "SMP2026111900004-01",
+    ]
 
     # the foreign CHF notification: reported as not matchable, nothing booked
-    chf = (await http.post("/v1/payments/import", content=CHF.read_bytes(),
-                           headers={**BACKOFFICE, "content-type": "application/xml"})).json()
+    chf = (
+        await http.post(
+            "/v1/payments/import", content=CHF.read_bytes(), headers={**BACKOFFICE, "content-type": "application/xml"}
+        )
+    ).json()
     assert [line["outcome"] for line in chf["lines"]] == ["not_matchable", "not_matchable"]
     assert "CHF" in chf["lines"][0]["reason"] and chf["counts"]["booked"] == 0
 
     # the CLI reads the same file with the same answers
-    out = subprocess.run([sys.executable, "-m", "starter.cli", "payments", "import", str(SAMPLE), "--json"],
-                         cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "starter.cli", "payments", "import", str(SAMPLE), "--json"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     cli = json.loads(out.stdout)
     assert {line["payment_id"]: line["outcome"] for line in cli["lines"]} == again_outcomes
-    table = subprocess.run([sys.executable, "-m", "starter.cli", "payments", "import", str(CHF)],
-                           cwd=ROOT, env={**stack.env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=120)
+    table = subprocess.run(
+        [sys.executable, "-m", "starter.cli", "payments", "import", str(CHF)],
+        cwd=ROOT,
+        env={**stack.env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert table.returncode == 0 and "not_matchable" in table.stdout and "not_matchable: 2" in table.stdout
 
 
 @pytest.mark.devserver
 async def test_bad_statement_bodies_are_422(http):
     for body in (b"", b"not xml at all", b"<Document xmlns='urn:x'><Foo/></Document>"):
-        r = await http.post("/v1/payments/import", content=body, headers={**BACKOFFICE, "content-type": "application/xml"})
+        r = await http.post(
+            "/v1/payments/import", content=body, headers={**BACKOFFICE, "content-type": "application/xml"}
+        )
         assert r.status_code == 422, (body, r.text)
         assert r.json()["errors"][0]["field"] == "body"

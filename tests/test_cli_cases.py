@@ -31,8 +31,14 @@ def stack(dev_env, tmp_path_factory):
 
 
 def cli(stack, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "starter.cli", *args], cwd=ROOT,
-                          env={**stack.env, "COLUMNS": "220"}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "starter.cli", *args],
+        cwd=ROOT,
+        env={**stack.env, "COLUMNS": "220"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def test_cli_status_pay_hold_resume_cancel_list(stack):
@@ -42,6 +48,7 @@ async def test_cli_status_pay_hold_resume_cancel_list(stack):
 
         async def stage():
             return (await http.get(f"/v1/unpaid-cases/{contract}", headers=MANAGER)).json()
+
         deadline = asyncio.get_running_loop().time() + 60
         while (await stage())["stage"] != "notice_sent":
             assert asyncio.get_running_loop().time() < deadline
@@ -49,8 +56,16 @@ async def test_cli_status_pay_hold_resume_cancel_list(stack):
 
     out = cli(stack, "status", contract)
     assert out.returncode == 0, out.stderr
-    for expected in (f"Contract {contract}", "notice sent", "Balance 210.00 EUR", "Timeline (Paris time)",
-                     "opened", "formal_notice #1", "next", "suspension"):
+    for expected in (
+        f"Contract {contract}",
+        "notice sent",
+        "Balance 210.00 EUR",
+        "Timeline (Paris time)",
+        "opened",
+        "formal_notice #1",
+        "next",
+        "suspension",
+    ):
         assert expected in out.stdout, (expected, out.stdout)
 
     pay = ["pay", contract, "--amount", "10,50", "--payment-id", f"{contract}-CHQ1", "--method", "chèque"]
@@ -64,13 +79,16 @@ async def test_cli_status_pay_hold_resume_cancel_list(stack):
     assert unknown.returncode == 1 and "no recovery case for contract NOPE-404" in unknown.stderr
 
     assert cli(stack, "hold", contract, "--reason", "contestation du montant").returncode == 0
-    listed = json.loads(await _until(stack, lambda: cli(stack, "list", "--stage", "on_hold", "--json"),
-                                     lambda o: contract in o.stdout))
+    listed = json.loads(
+        await _until(stack, lambda: cli(stack, "list", "--stage", "on_hold", "--json"), lambda o: contract in o.stdout)
+    )
     assert [i for i in listed if i["contract_id"] == contract][0]["stage"] == "on_hold"
     table = cli(stack, "list", "--stage", "on_hold")
     assert contract in table.stdout and "on_hold" in table.stdout
     assert cli(stack, "resume", contract).returncode == 0
-    await _until(stack, lambda: cli(stack, "status", contract, "--json"), lambda o: '"stage": "notice_sent"' in o.stdout)
+    await _until(
+        stack, lambda: cli(stack, "status", contract, "--json"), lambda o: '"stage": "notice_sent"' in o.stdout
+    )
     not_held = cli(stack, "resume", contract)
     assert not_held.returncode == 1 and "not on hold" in not_held.stderr
     assert cli(stack, "cancel", contract, "--reason", "erreur de saisie").returncode == 0
@@ -90,8 +108,8 @@ async def _until(stack, run, ok, timeout=60.0) -> str:
 
 async def test_temporal_down_gives_503_and_cli_exit_3(temporal_cli_path: str, tmp_path: Path):
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=temporal_cli_path,
-        search_attributes=sa.ALL)
+        data_converter=pydantic_data_converter, dev_server_existing_path=temporal_cli_path, search_attributes=sa.ALL
+    )
     address = env.client.service_client.config.target_host
     try:
         with product_stack(address, tmp_path, task_queue="down", worker=False) as stack:

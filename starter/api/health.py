@@ -53,8 +53,10 @@ def install_temporal_metrics() -> str | None:
         port = s.getsockname()[1]
     address = f"127.0.0.1:{port}"
     try:
-        Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))),
-                            error_if_already_set=True)
+        Runtime.set_default(
+            Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))),
+            error_if_already_set=True,
+        )
     except RuntimeError:  # a client already exists in this process: keep its runtime
         log.warning("Temporal runtime already created; SDK metrics not exported by the API")
         return None
@@ -94,8 +96,11 @@ def install(app: FastAPI) -> None:
     async def _rpc_error(request: Request, err: RPCError) -> JSONResponse:
         if err.status in _UNAVAILABLE:
             log.warning("Temporal unavailable for %s %s: %s", request.method, request.url.path, err)
-            return JSONResponse(status_code=503, headers={"Retry-After": "5"},
-                                content={"detail": "the workflow service (Temporal) is unavailable; retry later"})
+            return JSONResponse(
+                status_code=503,
+                headers={"Retry-After": "5"},
+                content={"detail": "the workflow service (Temporal) is unavailable; retry later"},
+            )
         log.exception("Temporal error on %s %s", request.method, request.url.path, exc_info=err)
         return JSONResponse(status_code=502, content={"detail": f"workflow service error: {err.status.name}"})
 

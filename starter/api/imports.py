@@ -34,8 +34,17 @@ async def _lines(request: Request) -> AsyncIterator[str]:
         yield pending
 
 
-@router.post("/import", openapi_extra={"requestBody": {"content": {
-    "text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}}}})
+@router.post(
+    "/import",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            }
+        }
+    },
+)
 async def import_cases(
     request: Request,
     format: str | None = Query(None, pattern="^(csv|jsonl)$", description="csv or jsonl; default: detected"),
@@ -51,7 +60,11 @@ async def import_cases(
         IMPORT_LINES.labels(result.outcome).inc()
 
     report = await bulk_import.run_import(
-        request.app.state.temporal, request.app.state.settings.temporal_task_queue, _lines(request),
-        name=name, concurrency=concurrency, on_result=count,
+        request.app.state.temporal,
+        request.app.state.settings.temporal_task_queue,
+        _lines(request),
+        name=name,
+        concurrency=concurrency,
+        on_result=count,
     )
     return report.as_dict()

@@ -35,7 +35,9 @@ async def import_payments(
         raise CaseError(422, "empty body: send the camt.054/053 XML file", "body")
     try:
         report = await bank_matching.import_statement(
-            request.app.state.temporal, bytes(body), currency=currency,
+            request.app.state.temporal,
+            bytes(body),
+            currency=currency,
             on_result=lambda r: BANK_CREDITS.labels(r.outcome).inc(),
         )
     except bank_matching.StatementError as err:

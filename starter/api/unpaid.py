@@ -9,10 +9,9 @@ from decimal import Decimal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-
-from models.payloads import Cancel, CaseStatus, Hold, Payment, UnpaidCase
 from temporalio.service import RPCError, RPCStatusCode
 
+from models.payloads import Cancel, CaseStatus, Hold, Payment, UnpaidCase
 from starter import cases
 from starter.api.auth import require_role
 
@@ -62,7 +61,9 @@ async def list_cases(
     portfolio: str | None = Query(None),
     page_size: int = Query(50, ge=1, le=500),
     page_token: str | None = Query(None),
-    deadline_before: datetime | None = Query(None, description="only cases whose next deadline is at or before this instant"),
+    deadline_before: datetime | None = Query(
+        None, description="only cases whose next deadline is at or before this instant"
+    ),
     _role: str = Depends(require_role("manager", "operator", "backoffice")),
 ):
     try:
@@ -70,9 +71,14 @@ async def list_cases(
     except (ValueError, UnicodeEncodeError):
         return _error(cases.CaseError(422, "page_token is not valid", "page_token"))
     try:
-        items, nxt = await cases.list_cases(request.app.state.temporal, stage=stage, portfolio=portfolio,
-                                            page_size=page_size, next_page_token=token,
-                                            deadline_before=deadline_before)
+        items, nxt = await cases.list_cases(
+            request.app.state.temporal,
+            stage=stage,
+            portfolio=portfolio,
+            page_size=page_size,
+            next_page_token=token,
+            deadline_before=deadline_before,
+        )
     except cases.CaseError as err:
         return _error(err)
     except RPCError as err:
@@ -83,8 +89,9 @@ async def list_cases(
 
 
 @router.get("/{contract_id}", response_model=CaseStatus)
-async def get_case(contract_id: str, request: Request,
-                   _role: str = Depends(require_role("manager", "operator", "backoffice"))):
+async def get_case(
+    contract_id: str, request: Request, _role: str = Depends(require_role("manager", "operator", "backoffice"))
+):
     try:
         return await cases.get_status(request.app.state.temporal, contract_id)
     except cases.CaseError as err:
@@ -92,10 +99,12 @@ async def get_case(contract_id: str, request: Request,
 
 
 @router.post("/{contract_id}/payments", response_model=CaseStatus)
-async def register_payment(contract_id: str, body: PaymentIn, request: Request,
-                           _role: str = Depends(require_role("backoffice"))):
-    payment = Payment(**body.model_dump(exclude={"received_at"}),
-                      received_at=body.received_at or datetime.now(timezone.utc))
+async def register_payment(
+    contract_id: str, body: PaymentIn, request: Request, _role: str = Depends(require_role("backoffice"))
+):
+    payment = Payment(
+        **body.model_dump(exclude={"received_at"}), received_at=body.received_at or datetime.now(timezone.utc)
+    )
     try:
         return await cases.register_payment(request.app.state.temporal, contract_id, payment)
     except cases.CaseError as err:
