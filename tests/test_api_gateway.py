@@ -309,3 +309,18 @@ async def test_healthz_and_metrics(http):
 async def test_forged_page_token_is_422(http):
     r = await http.get("/v1/unpaid-cases", params={"page_token": "bm90LWEtdG9rZW4="}, headers=MANAGER)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "page_token"
+
+
+async def test_a_real_bug_is_a_logged_json_500(tmp_path, caplog):
+    """The catch-all: an internal failure (here the app has no Temporal client at all) is
+    answered with a JSON 500 naming no internals, and the traceback is logged."""
+    from models.settings import Settings
+    from starter.api.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'x.db'}"), temporal=None)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        r = await client.get("/v1/unpaid-cases/ANY-1", headers=MANAGER)
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error; it has been logged"}
+    assert any("unhandled error on GET /v1/unpaid-cases/ANY-1" in rec.getMessage() for rec in caplog.records)
