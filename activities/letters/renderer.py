@@ -128,17 +128,25 @@ class LetterRenderer:
     # -- public interface -----------------------------------------------------------------
 
     def render(self, ctx: LetterContext, sender: SenderIdentity) -> RenderedLetter:
+        """One recovery letter as a PDF/A file; ``sha256`` is that of the returned bytes.
+
+        Raises ``LetterRenderError`` / ``PaymentDetailsError`` (both ``ValueError``) for
+        data no retry will fix: unknown template, notice asking for nothing, invalid IBAN,
+        missing logo."""
         html = self.render_html(ctx, sender)
         return self._to_pdf(html)
 
     def render_dispute(self, ctx: DisputeLetterContext, sender: SenderIdentity) -> RenderedLetter:
+        """One letter of the disputes process (acknowledgement, answer, mediation referral)."""
         html = self.render_dispute_html(ctx, sender)
         return self._to_pdf(html)
 
     def render_many(self, items: list[tuple[LetterContext, SenderIdentity]]) -> list[RenderedLetter]:
         """Batch path: same result as ``[render(c, s) for c, s in items]`` (each letter its
         own PDF/A with its own hash, byte-identical to a single render), spread over the
-        CPUs for large batches."""
+        CPUs for large batches by a spawn-based process pool kept until ``close()``.
+        Like any ``multiprocessing`` user, a calling *script* needs an
+        ``if __name__ == "__main__":`` guard."""
         if not items:
             return []
         if self.workers <= 1 or len(items) < _POOL_MIN_BATCH:
