@@ -44,6 +44,7 @@ class RecoveryState(BaseModel):
     hold_started_at: datetime | None = None
     hold_until: datetime | None = None
     delivery_problem: str | None = None
+    notice_blocked: str | None = None  # set when even the paper notice failed for good
     letters: list[LetterInfo] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     synced_history: int = 0

@@ -229,3 +229,23 @@ async def test_provider_down_shows_a_delivery_problem_then_recovers_or_is_abando
             if outcome == "cancelled":
                 assert result.stage.value == "cancelled"
                 assert result.letters[-1].status == "abandoned"
+
+
+async def test_notice_that_fails_on_every_channel_is_blocked_not_looped(ts_env, tmp_path):
+    provider = ProviderDouble()
+    provider.invalid_recipient_for |= {("formal_notice", 1), ("formal_notice", 2)}
+    async with recovery_worker(ts_env.client, tmp_path, provider=provider) as (tq, _, _):
+        due = await paris_today(ts_env) - timedelta(days=20)
+        handle = await start_case(ts_env.client, make_case(due=due), tq)
+        await ts_env.sleep(timedelta(days=3))
+        st = await status(handle)
+        notices = [lt for lt in st.letters if lt.kind.value == "formal_notice"]
+        assert [(lt.channel.value, lt.status) for lt in notices] == [("lre", "failed"), ("paper", "failed")]
+        assert st.next_deadline is None and any(h.kind == "notice_blocked" for h in st.history)
+        provider.invalid_recipient_for.clear()
+        await handle.signal("retry_delivery")
+        await ts_env.sleep(S)
+        st = await status(handle)
+        assert st.stage.value == "notice_sent" and st.letters[-1].attempt == 3
+        await handle.signal("cancel", {"reason": "test over"})
+        await handle.result()

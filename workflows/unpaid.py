@@ -59,7 +59,7 @@ _SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["LrePermanentError", "InvalidRecipient"],
+    non_retryable_error_types=["LrePermanentError", "InvalidRecipient", "LetterRenderError"],
 )
 # How long a send may keep retrying inside one activity before the case shows a delivery
 # problem to operators; the workflow then waits and tries again (same letter id: no double).
@@ -151,7 +151,7 @@ class UnpaidPremiumWorkflow:
                 offset = p.reminders[s.reminders_sent].offset_days
                 day = s.case.first_due_date + timedelta(days=offset)
                 candidates.append(Deadline(kind="reminder", at=cal.paris_instant(day, self._send_time())))
-            if not s.reminder_only:
+            if not s.reminder_only and not s.notice_blocked:
                 day = cal.earliest_notice_date(s.case.first_due_date, self._rules())
                 candidates.append(Deadline(kind="formal_notice", at=cal.paris_instant(day, self._send_time())))
             return min(candidates, key=lambda d: d.at) if candidates else None
@@ -275,6 +275,12 @@ class UnpaidPremiumWorkflow:
                     if kind is LetterKind.FORMAL_NOTICE and channel is not Channel.PAPER:
                         s.notice_channel_override = Channel.PAPER.value
                         self._log("channel_fallback", "formal notice will be re-sent by paper registered letter")
+                    elif kind is LetterKind.FORMAL_NOTICE:
+                        # Even paper failed (e.g. the letter cannot be produced from this data):
+                        # stop trying and ask a person instead of looping.
+                        s.notice_blocked = f"formal notice cannot be sent: {cause.message}; fix the case, then signal retry_delivery"
+                        s.delivery_problem = s.notice_blocked
+                        self._log("notice_blocked", s.notice_blocked)
                     return None
                 s.delivery_problem = f"{channel.value} provider unavailable since {self._fmt(self._now())}; retrying"
                 self._log("delivery_problem", s.delivery_problem)
@@ -438,6 +444,18 @@ class UnpaidPremiumWorkflow:
             self._reject("resume", f"case is not on hold ({self.s.stage.value})")
             return
         self._resume("resumed by operator")
+
+    @workflow.signal
+    def retry_delivery(self) -> None:
+        """Operator: try the blocked formal notice again (after fixing the data or provider)."""
+        s = self.s
+        if not s.notice_blocked:
+            self._reject("retry_delivery", "no blocked letter on this case")
+            return
+        s.notice_blocked = s.delivery_problem = None
+        s.notice_channel_override = None
+        self._log("retry_delivery", "operator asked to send the formal notice again")
+        self._wake = True
 
     @workflow.signal
     def cancel(self, payload: dict[str, Any]) -> None:
