@@ -16,7 +16,7 @@ Prints both wall-clock times, throughputs, the ratio (import throughput / floor 
 the issue's goal is >= 0.5) and the CPU seconds each process used, which shows what bounds
 the import.
 
-    .venv/bin/python bench/import_bench.py [--n 10000] [--concurrency 64] [--json]
+    .venv/bin/python bench/import_bench.py [--n 10000] [--concurrency 64] [--workers 2] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=7200)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (floor and import alike)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, floor and import alike (default: one per core)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true", help="--n 300 (make bench BENCH_ARGS=--quick)")
     args, _unknown = parser.parse_known_args()
