@@ -194,7 +194,7 @@ async def test_settled_case_is_not_reopened_by_a_rerun_but_a_new_unpaid_is(http,
 
 async def test_cli_import_killed_midway_then_rerun_opens_each_case_once(stack, dev_env, tmp_path: Path):
     prefix = f"K{uuid.uuid4().hex[:5].upper()}"
-    n = 60
+    n = 400
     path = tmp_path / "batch.csv"
     path.write_text("\n".join([HEADER, *(csv_line(f"{prefix}-{i:04d}") for i in range(n))]) + "\n", encoding="utf-8")
     client = dev_env.client
@@ -202,30 +202,31 @@ async def test_cli_import_killed_midway_then_rerun_opens_each_case_once(stack, d
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
+    contracts_query = (
+        f"WorkflowType = 'UnpaidPremiumWorkflow' AND ContractId >= '{prefix}-' AND ContractId < '{prefix}.'"
+    )
 
-    async def started() -> int:
-        count = 0
-        for i in range(n):
-            try:
-                await client.get_workflow_handle(f"unpaid-{prefix}-{i:04d}").describe()
-                count += 1
-            except Exception:
-                break  # concurrency 1: the file order
-        return count
+    async def exists(i: int) -> bool:
+        try:
+            await client.get_workflow_handle(f"unpaid-{prefix}-{i:04d}").describe()
+            return True
+        except Exception:
+            return False
 
     deadline = asyncio.get_running_loop().time() + 90
-    while await started() < 5:
+    while not await exists(5):  # concurrency 1 follows the file order: 6 cases are open
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
         assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the operator's laptop dies mid-import
     proc.wait(timeout=10)
-    before = await started()
-    assert 5 <= before < n, before
+    await asyncio.sleep(1)
+    before = (await client.count_workflows(contracts_query)).count
+    assert 6 <= before < n, before
 
     report_path = tmp_path / "report.json"
     rerun = subprocess.run(
-        [*cmd[:-2], "--concurrency", "8", "--report", str(report_path)],
+        [*cmd[:-2], "--concurrency", "16", "--report", str(report_path)],
         cwd=ROOT,
         env=stack.env,
         capture_output=True,
@@ -236,13 +237,10 @@ async def test_cli_import_killed_midway_then_rerun_opens_each_case_once(stack, d
     report = json.loads(report_path.read_text())
     counts = report["counts"]
     assert counts["opened"] + counts["already_open"] == n and counts["rejected"] == counts["failed"] == 0, counts
-    assert counts["already_open"] >= before and counts["opened"] >= 1
+    assert counts["already_open"] == before and counts["opened"] == n - before, (counts, before)
     assert "opened" in rerun.stdout and "already_open" in rerun.stdout
     # each contract has exactly one run: nothing was started twice
-    for i in range(0, n, 7):
+    for i in range(0, n, 37):
         runs = [wf async for wf in client.list_workflows(f"WorkflowId = 'unpaid-{prefix}-{i:04d}'")]
         assert len(runs) == 1, (i, runs)
-    total = await client.count_workflows(
-        f"WorkflowType = 'UnpaidPremiumWorkflow' AND ContractId >= '{prefix}-' AND ContractId < '{prefix}.'"
-    )
-    assert total.count == n
+    assert (await client.count_workflows(contracts_query)).count == n
