@@ -246,6 +246,25 @@ async def test_statement_import_books_matched_credits_once_and_reports_the_rest(
 
 
 @pytest.mark.devserver
+async def test_camt053_statement_books_through_the_api(http):
+    jsonl = (ROOT / "data" / "samples" / "unpaid-cases.jsonl").read_bytes()
+    r = await http.post(
+        "/v1/unpaid-cases/import", content=jsonl, headers={**BACKOFFICE, "content-type": "application/x-ndjson"}
+    )
+    assert r.json()["counts"]["rejected"] == 0, r.json()
+    report = (
+        await http.post(
+            "/v1/payments/import", content=CAMT053, headers={**BACKOFFICE, "content-type": "application/xml"}
+        )
+    ).json()
+    assert report["kind"] == "camt.053"
+    assert [(line["outcome"], line["contract_id"]) for line in report["lines"]] == [
+        ("booked", "SMP-MUT-0102"),
+        ("not_matchable", None),  # a reversal is not a payment
+    ]
+
+
+@pytest.mark.devserver
 async def test_bad_statement_bodies_are_422(http):
     for body in (b"", b"not xml at all", b"<Document xmlns='urn:x'><Foo/></Document>"):
         r = await http.post(
@@ -253,3 +272,38 @@ async def test_bad_statement_bodies_are_422(http):
         )
         assert r.status_code == 422, (body, r.text)
         assert r.json()["errors"][0]["field"] == "body"
+
+
+CAMT053 = b"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+ <BkToCstmrStmt>
+  <GrpHdr><MsgId>STMT-20261120</MsgId><CreDtTm>2026-11-20T06:00:00+01:00</CreDtTm></GrpHdr>
+  <Stmt>
+   <Id>STMT-20261120-1</Id>
+   <Acct><Id><IBAN>FR7630006000011234567890189</IBAN></Id><Ccy>EUR</Ccy></Acct>
+   <Ntry>
+    <Amt Ccy="EUR">58.20</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+    <BookgDt><Dt>2026-11-19</Dt></BookgDt><ValDt><Dt>2026-11-19</Dt></ValDt>
+    <AcctSvcrRef>STMT-REF-1</AcctSvcrRef>
+    <NtryDtls><TxDtls><Refs><EndToEndId>E2E-1</EndToEndId></Refs>
+     <RmtInf><Ustrd>MOREAU HENRI</Ustrd><Ustrd>CONTRAT SMP-MUT-0102</Ustrd></RmtInf></TxDtls></NtryDtls>
+   </Ntry>
+   <Ntry>
+    <Amt Ccy="EUR">40.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><RvslInd>true</RvslInd><Sts>BOOK</Sts>
+    <AcctSvcrRef>STMT-REF-2</AcctSvcrRef>
+    <NtryDtls><TxDtls><RmtInf><Ustrd>RETOUR SMP-IARD-0101</Ustrd></RmtInf></TxDtls></NtryDtls>
+   </Ntry>
+  </Stmt>
+ </BkToCstmrStmt>
+</Document>"""
+
+
+def test_parser_reads_camt053_statements_too():
+    st = parse_statement(CAMT053)
+    assert (st.kind, st.version, st.message_id) == ("camt.053", "camt.053.001.02", "STMT-20261120")
+    first, reversal = st.credits
+    # a single transaction detail without its own reference takes the entry's
+    assert first.payment_id == "STMT-REF-1" and first.amount == Decimal("58.20") and first.status == "BOOK"
+    assert first.unstructured == ["MOREAU HENRI", "CONTRAT SMP-MUT-0102"]
+    assert "SMP-MUT-0102" in candidate_references(first)
+    assert reversal.reversal is True
