@@ -57,6 +57,13 @@ async def run_worker(settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.worker_metrics_address:
+        from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+        # Task latencies, slots, poll counts… of the SDK, scraped at http://<address>/metrics
+        Runtime.set_default(
+            Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)))
+        )
     client = await connect(settings)
     worker = build_worker(client, settings)
     stop = asyncio.Event()

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     ui_url: str = "http://localhost:8233"
     log_level: str = "INFO"
     worker_max_concurrent_activities: int = Field(default=20, ge=1)
+    # host:port where the worker exports Temporal SDK metrics for Prometheus (off when unset)
+    worker_metrics_address: str | None = None
 
     @property
     def resolved_database_url(self) -> str:

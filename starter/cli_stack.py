@@ -135,6 +135,7 @@ def register(app: typer.Typer) -> None:
         logs.mkdir(parents=True, exist_ok=True)
         host, port = settings.temporal_address.rsplit(":", 1)
         env = {**os.environ, "DATA_DIR": str(data)}
+        env.setdefault("WORKER_METRICS_ADDRESS", "127.0.0.1:9464")
         procs: list[tuple[str, subprocess.Popen]] = []
 
         def start(name: str, args: list[str]) -> subprocess.Popen:
@@ -189,6 +190,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  Temporal UI  : {settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
             typer.echo(f"  API (docs)   : {api_url}/docs   (bearer key: dev-backoffice-key / dev-operator-key / dev-manager-key)")
             typer.echo(f"  LRE simulator: {settings.lre_base_url}")
+            typer.echo(f"  Metrics      : {api_url}/metrics (API), http://{env['WORKER_METRICS_ADDRESS']}/metrics (worker)")
             typer.echo(f"  Logs         : {logs}")
             typer.echo("  Demo cases in portfolio 'demo-accelere' run on a compressed clock (1 legal day = 5 s).")
             typer.echo(f"Ctrl-C to stop; data persists in {data} and workflows resume on restart.")

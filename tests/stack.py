@@ -42,6 +42,7 @@ class Stack:
     env: dict[str, str]
     api_url: str
     sim_url: str
+    worker_metrics_url: str
     data_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
@@ -71,7 +72,7 @@ class Stack:
 @contextmanager
 def product_stack(temporal_address: str, data_dir: Path, *, task_queue: str, sim_seconds_per_day: float = 1.0,
                   accept_delay: float = 1.0, worker: bool = True):
-    api_port, sim_port = free_port(), free_port()
+    api_port, sim_port, metrics_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": temporal_address,
@@ -82,13 +83,14 @@ def product_stack(temporal_address: str, data_dir: Path, *, task_queue: str, sim
         "LRE_BASE_URL": f"http://127.0.0.1:{sim_port}/api/",
         "LRE_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/v1/lre/webhook",
         "API_PORT": str(api_port),
+        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
         "PRECONTENTIEUX_ENV_FILE": str(data_dir / "none.env"),
         "LRE_SIM_ACCEPT_DELAY_SECONDS": str(accept_delay),
         "LRE_SIM_BOUNCE_DELAY_SECONDS": str(accept_delay),
         "LRE_SIM_WEBHOOK_RETRY_SECONDS": "1",
     }
     stack = Stack(env=env, api_url=f"http://127.0.0.1:{api_port}", sim_url=f"http://127.0.0.1:{sim_port}",
-                  data_dir=data_dir)
+                  worker_metrics_url=f"http://127.0.0.1:{metrics_port}/metrics", data_dir=data_dir)
     cli = [sys.executable, "-m", "starter.cli"]
     try:
         sim = stack.start("lre-sim", [*cli, "lre-sim", "--port", str(sim_port), "--data-dir", str(data_dir / "sim"),

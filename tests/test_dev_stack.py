@@ -53,6 +53,7 @@ def test_dev_starts_everything_loads_demo_once_and_stops_cleanly(tmp_path):
         "LRE_BASE_URL": f"http://127.0.0.1:{sport}/api/",
         "LRE_WEBHOOK_URL": f"http://127.0.0.1:{aport}/v1/lre/webhook",
         "PRECONTENTIEUX_ENV_FILE": str(tmp_path / "none.env"),
+        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     log = tmp_path / "dev.log"
     proc = _start_dev(env, log)

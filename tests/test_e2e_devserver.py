@@ -91,6 +91,9 @@ async def test_worker_process_end_to_end_through_names_only(dev_env, tmp_path: P
         assert final["stage"] == "regularized"
         with Session(engine) as db:
             assert db.get(PaymentRecord, f"VIR-{contract}") is not None
+        # the worker exports the Temporal SDK metrics for Prometheus
+        metrics = httpx.get(stack.worker_metrics_url, timeout=10).text
+        assert "temporal_workflow_completed" in metrics and "temporal_activity_execution_latency" in metrics
         # 4. the manager reads the case through the API
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
             r = await http.get(f"/v1/unpaid-cases/{contract}", headers=MANAGER)

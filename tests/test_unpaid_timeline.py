@@ -224,6 +224,7 @@ async def test_messages_arriving_while_the_notice_is_being_sent(ts_env, tmp_path
             if message == "payment":
                 result = await handle.result()
                 assert result.stage.value == "regularized" and result.notice_sent_at is not None
+                assert result.suspension_at is None and result.termination_at is None
             else:
                 await ts_env.sleep(S)
                 st = await status(handle)

@@ -216,8 +216,12 @@ class UnpaidPremiumWorkflow:
     def _notice_deposited(self, at: datetime) -> None:
         """The legal clock starts at the certified sending instant (DOMAIN.md §1.1)."""
         s = self.s
-        sched = cal.notice_schedule(at, self._rules())
         s.notice_sent_at = at
+        if s.closed:
+            # Settled or cancelled while the letter was being deposited: no deadline follows.
+            self._log("notice_sent", f"formal notice deposited {self._fmt(at)} after the case closed ({s.stage.value}): no effect")
+            return
+        sched = cal.notice_schedule(at, self._rules())
         s.suspension_at = _later(sched.suspension_at, s.stated_suspension_at)
         s.termination_at = _later(sched.termination_at, s.stated_termination_at)
         self._enter(Stage.NOTICE_SENT)
