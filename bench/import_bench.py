@@ -220,7 +220,8 @@ async def run(n: int, concurrency: int, timeout: float, workers: int = 1) -> dic
         (work / "stack").mkdir()
         with product_stack(address, work / "stack", task_queue=tq, accept_delay=3600.0) as stack:
             for k in range(1, workers):  # more worker processes on the same task queue
-                stack.start(f"worker{k + 1}", [sys.executable, "worker.py"])
+                # the first worker owns the metrics port; the others export none
+                stack.start(f"worker{k + 1}", [sys.executable, "worker.py"], WORKER_METRICS_ADDRESS="")
             await asyncio.sleep(3)
             before = {name: cpu_seconds(p.pid) for name, p in stack.procs.items()}
             s_cpu = cpu_seconds(server_pid) if server_pid else 0.0

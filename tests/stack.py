@@ -47,11 +47,11 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+    def start(self, name: str, args: list[str], **env_overrides: str) -> subprocess.Popen:
         log = self.data_dir / f"{name}.log"
         self.logs[name] = log
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(args, cwd=ROOT, env={**self.env, **env_overrides}, stdout=open(log, "ab"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
 
