@@ -18,10 +18,23 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from models.settings import Settings, get_settings
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 # Imported once outside the sandbox instead of on every workflow run (DESIGN.md pitfalls).
 PASSTHROUGH_MODULES = ("models", "pydantic", "pydantic_core", "sqlmodel", "sqlalchemy", "holidays", "dateutil", "yaml")
+
+
+def precompile_workflows() -> None:
+    """Write the bytecode of the workflow modules. The sandbox re-imports them for every
+    workflow run; without a .pyc (PYTHONDONTWRITEBYTECODE, a read-only install) each run
+    compiles them from source, which measured ~20 % of the worker's CPU on the import bench."""
+    import compileall
+    from pathlib import Path
+
+    try:
+        compileall.compile_dir(Path(__file__).resolve().parent / "workflows", quiet=2)
+    except OSError:  # read-only tree: the import still works, only slower
+        pass
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -37,6 +50,7 @@ def build_worker(
     activities: Sequence[Any] | None = None,
     task_queue: str | None = None,
 ) -> Worker:
+    precompile_workflows()
     if activities is None:
         from activities.registry import build_activities
 
