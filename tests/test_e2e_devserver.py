@@ -4,7 +4,6 @@ and the API running as their own processes on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,23 +15,12 @@ from sqlmodel import Session, create_engine, select
 
 from models import calendar as cal
 from models.tables import LetterRecord, PaymentRecord
-from tests.stack import product_stack
+from tests.stack import poll, product_stack
 
 pytestmark = pytest.mark.devserver
 
 BACKOFFICE = {"Authorization": "Bearer dev-backoffice-key"}
 MANAGER = {"Authorization": "Bearer dev-manager-key"}
-
-
-async def poll(fn, until, timeout=60.0, every=0.5):
-    deadline = asyncio.get_running_loop().time() + timeout
-    last = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await fn()
-        if until(last):
-            return last
-        await asyncio.sleep(every)
-    raise AssertionError(f"condition not reached in {timeout}s; last value: {last}")
 
 
 def case_payload(contract_id: str, email: str) -> dict:

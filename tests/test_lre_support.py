@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -40,16 +39,11 @@ from models.settings import Settings
 from simulators.lre_sim import SimSettings
 from starter.api import lre_webhook
 from starter.api.auth import parse_api_keys
+from tests.stack import free_port  # noqa: F401  (re-exported to the LRE tests)
 
 T = TypeVar("T")
 TOKEN = "test-lre-token"
 SECRET = "test-webhook-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerThread:
