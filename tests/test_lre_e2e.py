@@ -185,8 +185,10 @@ async def test_no_consent_sends_paper_from_the_start(ts_env, tmp_path):
     async with stack(ts_env, tmp_path) as (tq, engine, admin, _api, _):
         due = await paris_today(ts_env) - timedelta(days=20)
         handle = await start_case(ts_env.client, make_case(due=due, consent=False), tq)
+        # the letter shows in the status as "sending" while it is produced
         st = await until(
-            ts_env, handle, lambda s: notice(s) is not None, what="the notice to be produced"
+            ts_env, handle, lambda s: notice(s) is not None and notice(s).status != "sending",
+            what="the notice to be produced",
         )
         letter = notice(st)
         assert letter.channel.value == "paper" and letter.status == "awaiting_deposit"
