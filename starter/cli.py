@@ -27,11 +27,7 @@ _COMMAND_MODULES = (
 )
 
 for _name in _COMMAND_MODULES:
-    try:
-        importlib.import_module(_name).register(app)
-    except ModuleNotFoundError as exc:  # a feature module not written yet must not break the rest
-        if exc.name != _name:
-            raise
+    importlib.import_module(_name).register(app)
 
 
 if __name__ == "__main__":

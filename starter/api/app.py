@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from activities.db import make_engine
 from models.settings import Settings, get_settings
-from starter.api import health, imports, lre_webhook, payments_import, unpaid
+from starter.api import disputes, health, imports, lre_webhook, payments_import, unpaid
 from starter.api.auth import parse_api_keys
 
 
@@ -61,13 +61,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(payments_import.router)
     app.include_router(unpaid.router)
     app.include_router(lre_webhook.router)
-    import importlib
-
-    try:
-        disputes = importlib.import_module("starter.api.disputes")
-    except ModuleNotFoundError as exc:  # the disputes feature is being written
-        if exc.name != "starter.api.disputes":
-            raise
-    else:
-        app.include_router(disputes.router)
+    app.include_router(disputes.router)
     return app
