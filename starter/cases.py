@@ -184,28 +184,36 @@ async def _open_handle(client: Client, contract_id: str) -> WorkflowHandle:
     return handle
 
 
+async def _answer_for_closed_case(handle: WorkflowHandle, contract_id: str, payment: Payment,
+                                  message: str | None = None) -> CaseStatus:
+    """A closed case: a retry of a payment it applied gets the same answer, any other is a 409."""
+    st = await handle.query("status", result_type=CaseStatus)
+    if payment.payment_id in st.payment_ids:
+        return st  # the back office retried a payment already applied: same answer
+    raise CaseError(409, message or f"case {contract_id} is closed ({st.stage.value}); payment not applied",
+                    "contract_id")
+
+
 async def register_payment(client: Client, contract_id: str, payment: Payment) -> CaseStatus:
     handle = await _handle(client, contract_id)
     desc = await handle.describe()
     if desc.status != WorkflowExecutionStatus.RUNNING:
-        st = await handle.query("status", result_type=CaseStatus)
-        if payment.payment_id in st.payment_ids:
-            return st  # the back office retried a payment already applied: same answer
-        raise CaseError(409, f"case {contract_id} is closed ({st.stage.value}); payment not applied", "contract_id")
+        return await _answer_for_closed_case(handle, contract_id, payment)
     try:
         return await handle.execute_update("register_payment", payment, result_type=CaseStatus)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         if "closed" in message:
-            # closed while still running (final letters, flush): a retry of an applied
-            # payment still gets the same answer
-            st = await handle.query("status", result_type=CaseStatus)
-            if payment.payment_id in st.payment_ids:
-                return st
-            raise CaseError(409, message, "contract_id") from None
+            # closed while still running (final letters, flush)
+            return await _answer_for_closed_case(handle, contract_id, payment, message)
         field = "currency" if "currency" in message else "received_at" if "received_at" in message else "amount"
         raise CaseError(422, message, field) from None
+    except RPCError as err:
+        # the case completed between describe and update: the server refuses the update
+        if err.status == RPCStatusCode.NOT_FOUND and (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return await _answer_for_closed_case(handle, contract_id, payment)
+        raise
 
 
 async def find_contract(client: Client, reference: str) -> str | None:
