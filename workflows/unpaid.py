@@ -17,7 +17,7 @@ happens in the main loop through activities. Dates come from ``models.calendar``
 
 
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -154,8 +154,7 @@ class UnpaidPremiumWorkflow:
                 day = s.case.first_due_date + timedelta(days=offset)
                 candidates.append(Deadline(kind="reminder", at=cal.paris_instant(day, self._send_time())))
             if not s.reminder_only and not s.notice_blocked:
-                day = cal.earliest_notice_date(s.case.first_due_date, self._rules())
-                candidates.append(Deadline(kind="formal_notice", at=cal.paris_instant(day, self._send_time())))
+                candidates.append(Deadline(kind="formal_notice", at=self._earliest_notice_at()))
             return min(candidates, key=lambda d: d.at) if candidates else None
         if s.stage is Stage.NOTICE_SENT:
             if s.suspension_at:
@@ -173,8 +172,7 @@ class UnpaidPremiumWorkflow:
     async def _on_deadline(self, deadline: Deadline) -> None:
         s = self.s
         if deadline.kind == "reminder":
-            notice_day = cal.earliest_notice_date(s.case.first_due_date, self._rules())
-            if not s.reminder_only and self._now() >= cal.paris_instant(notice_day, self._send_time()):
+            if not s.reminder_only and self._now() >= self._earliest_notice_at():
                 # Opened late: the notice is already due, a friendly reminder now would only confuse.
                 self._log("reminder_skipped", f"reminder #{s.reminders_sent + 1} skipped: the formal notice is due")
             else:
@@ -609,17 +607,17 @@ class UnpaidPremiumWorkflow:
             return real
         return anchor + (real - anchor) * self._k
 
-    def _send_time(self):
-        from datetime import time
-
+    def _send_time(self) -> time:
         return time(self.s.policy.send_hour if self.s.policy else 9, 0)
+
+    def _earliest_notice_at(self) -> datetime:
+        """The formal notice goes at the send hour of the day after the grace expired."""
+        day = cal.earliest_notice_date(self.s.case.first_due_date, self._rules())
+        return cal.paris_instant(day, self._send_time())
 
     def _rules(self) -> cal.DelayRules:
         assert self.s.policy is not None
-        return self.s.policy.delay_rules(self.s.case.regime, compulsory_membership=self._compulsory())
-
-    def _compulsory(self) -> bool:
-        return self.s.case.compulsory_membership
+        return self.s.policy.delay_rules(self.s.case.regime, compulsory_membership=self.s.case.compulsory_membership)
 
     # ------------------------------------------------------------------ visibility
     def _log(self, kind: str, detail: str) -> None:
